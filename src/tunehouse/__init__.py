@@ -1,0 +1,23 @@
+"""tunehouse: hyperparameter search on Ray Tune, recorded in a Parquet catalog."""
+
+from tunehouse.errors import DataError, RunError, SpecError, TunehouseError
+
+__version__ = "0.1.0"
+
+__all__ = ["DataError", "RunError", "SpecError", "TunehouseError", "__version__", "load_spec", "run"]
+
+
+def load_spec(path, *, check=True):
+    """Load and validate a YAML spec (see ``tunehouse.spec.load_spec``)."""
+    from tunehouse.spec import load_spec as _load
+
+    return _load(path, check=check)
+
+
+def run(spec, **kwargs):
+    """Run a search (see ``tunehouse.driver.run``); ``spec`` is a ``Spec`` or a YAML path."""
+    from tunehouse.driver import run as _run
+
+    if not hasattr(spec, "search"):
+        spec = load_spec(spec)
+    return _run(spec, **kwargs)

@@ -1,0 +1,3 @@
+from tunehouse.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,420 @@
+"""Spec -> Ray Tune ``Tuner`` -> typed ``RunResult``.
+
+Owns how Ray is reached (an embedded local Ray, or ``address=``), the search algorithm, the
+per-trial resources and the run's storage. It decides nothing about models.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunehouse.errors import RunError
+from tunehouse.models import make_factory, score
+from tunehouse.trainable import FoldData, TrialPayload
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tunehouse.spec import Spec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CATALOG = "tunehouse-catalog"
+
+# Tune's own per-trial loggers (CSV/JSON/TensorBoard) cost more than a short trial: the
+# catalog is our record (ray#48019, ray#11233). Set before ray.tune is imported; a user's
+# explicit environment wins.
+_TUNE_ENV = {
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "TUNE_GLOBAL_CHECKPOINT_S": "30",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "RAY_DEDUP_LOGS": "0",
+}
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the driver saw it finish."""
+
+    trial_id: str
+    status: str  # terminated | error
+    params: dict[str, Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    error: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+
+
+@dataclass
+class RunResult:
+    """What a search produced; the catalog writer and the CLI consume it."""
+
+    experiment_id: str
+    name: str
+    algorithm: str
+    objective: str
+    mode: str
+    dataset_fingerprint: str
+    storage_path: str
+    trials: list[TrialRecord]
+    best: TrialRecord | None
+    test_metrics: dict[str, float]
+    wall_s: float
+    cluster_cpus: float
+
+    @property
+    def failed(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.status == "error"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def new_experiment_id(name: str) -> str:
+    now = datetime.now(timezone.utc)
+    return f"{name}-{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+# -- Ray --------------------------------------------------------------------------------
+def connect(address: str | None, extra_paths: list[str]) -> bool:
+    """Start an embedded Ray, or attach to ``address`` / ``RAY_ADDRESS``; True if started here.
+
+    Must run in the main thread: Ray's GCS client is bound to the thread that initialised it.
+    """
+    for k, v in _TUNE_ENV.items():
+        os.environ.setdefault(k, v)
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR, namespace="tunehouse")
+    target = address or os.environ.get("RAY_ADDRESS")
+    try:
+        if target:
+            ray.init(address=target, **kwargs)
+            return False
+        # Workers of an embedded Ray inherit the driver's environment: let them import a
+        # user's training function that sits next to the spec or in the working directory.
+        paths = [*extra_paths, os.environ.get("PYTHONPATH", "")]
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        ray.init(include_dashboard=False, **kwargs)
+        return True
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise RunError(f"cannot start or reach Ray ({target or 'embedded local Ray'}): {first}") from e
+
+
+class _Background:
+    """Run a function in a thread; ``result()`` joins and re-raises its exception.
+
+    ``ray.init`` of an embedded Ray takes seconds, mostly waiting for its processes; the
+    driver meanwhile imports the model library and loads and splits the data.
+    """
+
+    def __init__(self, fn: Any) -> None:
+        self._fn, self._value, self._error = fn, None, None
+        self._thread = threading.Thread(target=self._run, name="tunehouse-prepare", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as e:
+            self._error = e
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+# -- search -----------------------------------------------------------------------------
+def make_search(spec: Spec):
+    """The one place grid, random and Bayesian search differ. Returns (search_alg, param_space)."""
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from tunehouse.space import to_optuna, to_tune
+
+    algo = spec.search.algorithm
+    if algo == "grid":
+        return BasicVariantGenerator(), to_tune(spec.space, grid=True)
+    if algo == "random":
+        return BasicVariantGenerator(random_state=spec.seed), to_tune(spec.space, grid=False)
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch(
+        space=to_optuna(spec.space),
+        metric=spec.objective.name,
+        mode=spec.mode,
+        sampler=make_sampler(spec.search.sampler, spec.seed),
+    )
+    limit = spec.search.max_concurrent or max(1, _cluster_cpus() // max(1, int(spec.resources.cpus)))
+    return ConcurrencyLimiter(searcher, max_concurrent=limit), {}
+
+
+def make_sampler(name: str, seed: int):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _cluster_cpus() -> int:
+    import ray
+
+    return int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+
+
+# -- run ------------------------------------------------------------------------------------
+def run(
+    spec: Spec,
+    *,
+    address: str | None = None,
+    storage: str | os.PathLike[str] | None = None,
+    experiment_id: str | None = None,
+    callbacks: list[Any] | None = None,
+) -> RunResult:
+    """Run the search a spec describes and return every trial and the best one.
+
+    Args:
+        spec: a validated spec (``load_spec``).
+        address: a Ray cluster to attach to (``auto``, ``ray://host:10001``); default: start
+            an embedded Ray sized to this machine (or join ``RAY_ADDRESS`` when set).
+        storage: where checkpoints go (a folder or ``s3://``); default ``./tunehouse-catalog``.
+        experiment_id: fix the id (default: ``<name>-<utc time>-<random>``).
+        callbacks: extra Ray Tune callbacks (the catalog writer is one).
+
+    Raises:
+        SpecError: bad input found while loading data or the model (nothing has run).
+        RunError: Ray could not start, or no trial finished.
+    """
+    from tunehouse.data import check_data, split
+    from tunehouse.models import check_model
+
+    t0 = time.perf_counter()
+
+    def prepare():
+        dataset = check_data(spec)
+        check_model(spec, dataset)
+        splits = split(dataset, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
+        payload = TrialPayload(
+            factory=make_factory(spec, dataset),
+            task=spec.task,
+            metrics=[m.name for m in spec.metrics],
+            cv=spec.evaluation.cv,
+            holdout=spec.evaluation.holdout,
+            seed=spec.seed,
+            n_classes=len(dataset.classes or []),
+            X=splits.X_train,
+            y=splits.y_train,
+        )
+        return dataset, splits, payload
+
+    prepared = _Background(prepare)
+    try:
+        connect(address, [str(spec.base_dir), os.getcwd()])
+        import ray.tune  # noqa: F401  (while the data loads)
+    finally:
+        dataset, splits, payload = prepared.result()  # bad input wins over a Ray failure
+    exp_id = experiment_id or new_experiment_id(spec.name)
+    storage_path = _storage_path(storage)
+
+    from ray import tune
+
+    from tunehouse.trainable import tune_trainable
+
+    collector = TrialCollector()
+    search_alg, param_space = make_search(spec)
+    resources = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(tune_trainable, payload=payload), resources),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=spec.objective.name,
+            mode=spec.mode,
+            search_alg=search_alg,
+            num_samples=spec.search.num_samples,
+            max_concurrent_trials=spec.search.max_concurrent,
+            time_budget_s=spec.time_budget_s,
+            # One actor serves many short trials: actor start-up (imports) costs more than a
+            # tabular trial. Resource usage is measured per trial inside it (usage.py).
+            reuse_actors=True,
+            trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+        ),
+        run_config=tune.RunConfig(
+            name=exp_id,
+            storage_path=storage_path,
+            verbose=0,
+            callbacks=[collector, *(callbacks or [])],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
+    try:
+        tuner.fit()
+    except Exception as e:
+        raise RunError(f"the search failed: {e}") from e
+    trials = collector.records
+    best = pick_best(trials, spec.objective.name, spec.mode)
+    if best is None and trials:
+        first_error = next((t.error for t in trials if t.error), "no metric reported")
+        raise RunError(f"all {len(trials)} trials failed; first error: {first_error}")
+    test_metrics = _test_score(spec, payload, splits, best) if best is not None else {}
+    return RunResult(
+        experiment_id=exp_id,
+        name=spec.name,
+        algorithm=spec.search.algorithm,
+        objective=spec.objective.name,
+        mode=spec.mode,
+        dataset_fingerprint=dataset.fingerprint,
+        storage_path=os.path.join(storage_path, exp_id) if "://" not in storage_path else f"{storage_path}/{exp_id}",
+        trials=trials,
+        best=best,
+        test_metrics=test_metrics,
+        wall_s=time.perf_counter() - t0,
+        cluster_cpus=float(_cluster_cpus()),
+    )
+
+
+def _storage_path(storage: str | os.PathLike[str] | None) -> str:
+    s = str(storage) if storage is not None else os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG)
+    if "://" in s:
+        return s.rstrip("/") + "/checkpoints"
+    p = Path(s).expanduser().resolve() / "checkpoints"
+    p.mkdir(parents=True, exist_ok=True)
+    return str(p)
+
+
+def pick_best(trials: list[TrialRecord], metric: str, mode: str) -> TrialRecord | None:
+    ok = [
+        t
+        for t in trials
+        if t.status == "terminated"
+        and isinstance(t.metrics.get(metric), (int, float))
+        and math.isfinite(t.metrics[metric])
+    ]
+    if not ok:
+        return None
+    sign = 1 if mode == "max" else -1
+    return max(ok, key=lambda t: sign * t.metrics[metric])
+
+
+def _test_score(spec: Spec, payload: TrialPayload, splits, best: TrialRecord) -> dict[str, float]:
+    """Refit the best configuration on all training rows and score the test rows, once."""
+    if splits.X_test is None or spec.task == "clustering":
+        return {}
+    f = payload.factory
+    if f.kind == "function":
+        out = f.target()(dict(best.params), FoldData(splits.X_train, splits.y_train, splits.X_test, splits.y_test))
+        if isinstance(out, dict):
+            return {k: float(v) for k, v in out.items()}
+        model = out
+    else:
+        model = f.build(best.params).fit(splits.X_train, splits.y_train)
+    return score(model, splits.X_test, splits.y_test, payload.metrics, task=spec.task, n_classes=payload.n_classes)
+
+
+def _error_line(text: str | None) -> str:
+    """The exception line of a trial's traceback (``ValueError: ...``)."""
+    if not text:
+        return "unknown error"
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        head = ln.split(":", 1)[0]
+        if head.endswith(("Error", "Exception", "Interrupt", "Exit")) and " " not in head:
+            return ln[:2000]
+    return lines[-1][:2000] if lines else "unknown error"
+
+
+def _split_result(result: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+    metrics, usage = {}, {}
+    skip = {"time_this_iter_s", "time_total_s", "timestamp", "training_iteration", "iterations_since_restore",
+            "time_since_restore", "done", "pid", "node_ip", "date", "hostname", "trial_id", "experiment_tag",
+            "should_checkpoint", "checkpoint_dir_name"}
+    for k, v in result.items():
+        if k.startswith("usage/"):
+            usage[k.removeprefix("usage/")] = v
+        elif k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool):
+            metrics[k] = float(v)
+    return metrics, usage
+
+
+def _make_collector():
+    from ray.tune import Callback
+
+    class _Collector(Callback):
+        """Keeps a ``TrialRecord`` per finished trial (the catalog writer's seam)."""
+
+        def __init__(self) -> None:
+            self.records: list[TrialRecord] = []
+            self._started: dict[str, float] = {}
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self._started[trial.trial_id] = time.time()
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            metrics, usage = _split_result(trial.last_result or {})
+            ckpt = trial.checkpoint
+            self.records.append(
+                TrialRecord(
+                    trial_id=trial.trial_id,
+                    status="terminated",
+                    params=dict(trial.config),
+                    metrics=metrics,
+                    usage=usage,
+                    checkpoint=ckpt.path if ckpt is not None else None,
+                    started_at=self._started.get(trial.trial_id),
+                    ended_at=time.time(),
+                )
+            )
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            metrics, usage = _split_result(trial.last_result or {})
+            try:
+                text = trial.get_error()
+            except Exception:  # storage may be gone; the status is what matters
+                text = None
+            self.records.append(
+                TrialRecord(
+                    trial_id=trial.trial_id,
+                    status="error",
+                    params=dict(trial.config),
+                    metrics=metrics,
+                    usage=usage,
+                    error=_error_line(text),
+                    started_at=self._started.get(trial.trial_id),
+                    ended_at=time.time(),
+                )
+            )
+
+    return _Collector()
+
+
+def TrialCollector():  # noqa: N802  (a factory: ray.tune is imported only once Ray is up)
+    return _make_collector()
+
+
+def shutdown() -> None:
+    """Stop an embedded Ray this process started (no-op when attached to a cluster)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()

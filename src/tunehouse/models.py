@@ -1,0 +1,440 @@
+"""Model families, leakage-free preprocessing pipelines and the metric registry.
+
+Any scikit-learn-style estimator (by import path), XGBoost, or a user's training function.
+Preprocessing is a step of the model's pipeline, so cross-validation fits it inside every
+fold. This module never talks to Ray.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from tunehouse.errors import SpecError, did_you_mean
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from tunehouse.data import Dataset
+    from tunehouse.spec import MetricSpec, Spec
+
+
+# -- metrics -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Metric:
+    """A named score: which tasks it applies to, its direction, and what it consumes."""
+
+    name: str
+    tasks: frozenset[str]
+    greater_is_better: bool
+    needs: Literal["label", "proba", "cluster", "value"]
+    fn: Callable[..., float]
+
+
+def _avg(n_classes: int) -> str:
+    return "binary" if n_classes == 2 else "macro"
+
+
+def _accuracy(y, p, k):
+    from sklearn.metrics import accuracy_score
+
+    return accuracy_score(y, p)
+
+
+def _balanced_accuracy(y, p, k):
+    from sklearn.metrics import balanced_accuracy_score
+
+    return balanced_accuracy_score(y, p)
+
+
+def _prf(kind: str):
+    def score(y, p, k):
+        from sklearn import metrics
+
+        fn = getattr(metrics, f"{kind}_score")
+        return fn(y, p, average=_avg(k), zero_division=0)
+
+    return score
+
+
+def _roc_auc(y, proba, k):
+    from sklearn.metrics import roc_auc_score
+
+    if k == 2:
+        return roc_auc_score(y, proba[:, 1])
+    return roc_auc_score(y, proba, multi_class="ovr", labels=list(range(k)))
+
+
+def _log_loss(y, proba, k):
+    from sklearn.metrics import log_loss
+
+    return log_loss(y, proba, labels=list(range(k)))
+
+
+def _reg(kind: str):
+    def score(y, p, k):
+        from sklearn import metrics
+
+        if kind == "rmse":
+            return math.sqrt(metrics.mean_squared_error(y, p))
+        fn = {
+            "mse": metrics.mean_squared_error,
+            "mae": metrics.mean_absolute_error,
+            "r2": metrics.r2_score,
+            "mape": metrics.mean_absolute_percentage_error,
+        }[kind]
+        return fn(y, p)
+
+    return score
+
+
+def _cluster(kind: str):
+    def score(X, labels, k):
+        from sklearn import metrics
+
+        if len(np.unique(labels)) < 2 or len(np.unique(labels)) >= len(labels):
+            return float("nan")  # undefined for one cluster (or one point per cluster)
+        fn = {
+            "silhouette": metrics.silhouette_score,
+            "calinski_harabasz": metrics.calinski_harabasz_score,
+            "davies_bouldin": metrics.davies_bouldin_score,
+        }[kind]
+        return fn(X, labels)
+
+    return score
+
+
+_C, _R, _K = frozenset({"classification"}), frozenset({"regression"}), frozenset({"clustering"})
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in [
+        Metric("accuracy", _C, True, "label", _accuracy),
+        Metric("balanced_accuracy", _C, True, "label", _balanced_accuracy),
+        Metric("precision", _C, True, "label", _prf("precision")),
+        Metric("recall", _C, True, "label", _prf("recall")),
+        Metric("f1", _C, True, "label", _prf("f1")),
+        Metric("roc_auc", _C, True, "proba", _roc_auc),
+        Metric("log_loss", _C, False, "proba", _log_loss),
+        Metric("rmse", _R, False, "label", _reg("rmse")),
+        Metric("mse", _R, False, "label", _reg("mse")),
+        Metric("mae", _R, False, "label", _reg("mae")),
+        Metric("mape", _R, False, "label", _reg("mape")),
+        Metric("r2", _R, True, "label", _reg("r2")),
+        Metric("silhouette", _K, True, "cluster", _cluster("silhouette")),
+        Metric("calinski_harabasz", _K, True, "cluster", _cluster("calinski_harabasz")),
+        Metric("davies_bouldin", _K, False, "cluster", _cluster("davies_bouldin")),
+    ]
+}
+
+
+def metric_mode(m: MetricSpec) -> Literal["min", "max"]:
+    """The metric's mode: the spec's if given, else the registry's direction ('max' if unknown)."""
+    if m.mode:
+        return m.mode
+    known = METRICS.get(m.name)
+    return "max" if known is None or known.greater_is_better else "min"
+
+
+# -- model families ------------------------------------------------------------------------
+@dataclass
+class ModelFactory:
+    """How to build the model of one trial. Picklable: it travels to every trial."""
+
+    kind: Literal["estimator", "function"]
+    path: str
+    fixed: dict[str, Any]
+    task: str
+    seed: int
+    cpus: int
+    preprocess: Any = None  # spec.Preprocess
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+
+    def target(self) -> Any:
+        return _import(self.path)
+
+    def build(self, params: dict[str, Any]):
+        """A fresh, unfitted pipeline (preprocessing + estimator) for ``params``."""
+        from sklearn.pipeline import Pipeline
+
+        cls = self.target()
+        est = cls(**self._estimator_kwargs(cls))
+        steps = []
+        prep = self._preprocessor()
+        if prep is not None:
+            steps.append(("prep", prep))
+        steps.append(("model", est))
+        pipe = Pipeline(steps)
+        if params:
+            pipe.set_params(**route_params(params))
+        return pipe
+
+    def _estimator_kwargs(self, cls: type) -> dict[str, Any]:
+        kwargs = dict(self.fixed)
+        names = _init_params(cls)
+        if "random_state" in names and "random_state" not in kwargs:
+            kwargs["random_state"] = self.seed
+        if "n_jobs" in names and "n_jobs" not in kwargs:
+            kwargs["n_jobs"] = self.cpus  # exactly the trial's CPUs, never all of the node's
+        if self.path.startswith("xgboost.") and "verbosity" not in kwargs:
+            kwargs["verbosity"] = 0
+        return kwargs
+
+    def _preprocessor(self):
+        p = self.preprocess
+        if p is None and not self.categorical:
+            return None
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import (
+            MinMaxScaler,
+            OneHotEncoder,
+            RobustScaler,
+            StandardScaler,
+        )
+
+        num_steps: list[tuple[str, Any]] = []
+        if p is not None and p.impute:
+            num_steps.append(("impute", SimpleImputer(strategy=p.impute)))
+        if p is not None and p.scale:
+            scaler = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
+            num_steps.append(("scale", scaler[p.scale]()))
+        parts = []
+        if self.numeric:
+            parts.append(("num", Pipeline(num_steps) if num_steps else "passthrough", list(self.numeric)))
+        if self.categorical:
+            cat = Pipeline(
+                [
+                    ("impute", SimpleImputer(strategy="most_frequent")),
+                    ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                ]
+            )
+            parts.append(("cat", cat, list(self.categorical)))
+        return ColumnTransformer(parts, verbose_feature_names_out=False)
+
+
+def route_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Space names address the estimator (``max_depth``) or a pipeline step (``prep__...``)."""
+    return {(k if "__" in k else f"model__{k}"): v for k, v in params.items()}
+
+
+def estimator_path(spec: Spec) -> str:
+    est = spec.model.estimator
+    if est == "xgboost":
+        return "xgboost.XGBRegressor" if spec.task == "regression" else "xgboost.XGBClassifier"
+    return est
+
+
+def make_factory(spec: Spec, dataset: Dataset | None) -> ModelFactory:
+    return ModelFactory(
+        kind="function" if spec.model.is_function else "estimator",
+        path=estimator_path(spec),
+        fixed=dict(spec.model.params),
+        task=spec.task,
+        seed=spec.seed,
+        cpus=max(1, int(spec.resources.cpus)),
+        preprocess=spec.preprocess,
+        numeric=tuple(dataset.numeric) if dataset is not None else (),
+        categorical=tuple(dataset.categorical) if dataset is not None else (),
+    )
+
+
+def _import(path: str) -> Any:
+    if ":" in path:
+        module, _, attr = path.partition(":")
+    else:
+        module, _, attr = path.rpartition(".")
+    if not module or not attr:
+        raise ImportError(f"{path!r} is not of the form 'package.module.Class' or 'package.module:function'")
+    mod = importlib.import_module(module)
+    try:
+        return getattr(mod, attr)
+    except AttributeError:
+        names = [n for n in dir(mod) if not n.startswith("_")]
+        raise ImportError(f"module {module!r} has no {attr!r}{did_you_mean(attr, names)}") from None
+
+
+def _init_params(cls: type) -> set[str]:
+    try:
+        return set(cls().get_params(deep=False))
+    except Exception:
+        return {p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")}
+
+
+# -- checks at load time ---------------------------------------------------------------------
+def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
+    """Import the model and check the task, fixed params, space names and metrics against it.
+
+    Raises:
+        SpecError: naming the field (``model.estimator``, ``space.<name>``, ``metrics.<i>``).
+    """
+    _check_metrics(spec)
+    _check_sampler(spec)
+    factory = make_factory(spec, dataset)
+    try:
+        target = factory.target()
+    except ImportError as e:
+        raise SpecError(f"cannot import {spec.model.estimator!r}: {e}", field="model.estimator") from None
+    except Exception as e:
+        raise SpecError(f"importing {spec.model.estimator!r} failed: {e}", field="model.estimator") from None
+    if factory.kind == "function":
+        if not callable(target) or isinstance(target, type):
+            raise SpecError(
+                f"{spec.model.estimator!r} is not a function (expected def train(params, splits))",
+                field="model.estimator",
+            )
+        return factory
+    if not isinstance(target, type) or not all(hasattr(target, a) for a in ("fit", "get_params")):
+        raise SpecError(
+            f"{spec.model.estimator!r} is not an estimator class (expected a class with fit, "
+            "predict and get_params, e.g. sklearn.ensemble.RandomForestClassifier)",
+            field="model.estimator",
+        )
+    try:
+        inst = target(**factory._estimator_kwargs(target))
+    except TypeError as e:
+        bad = next((k for k in spec.model.params if k not in _init_params(target)), None)
+        if bad is not None:
+            raise SpecError(
+                f"unknown parameter {bad!r} for {target.__name__}"
+                f"{did_you_mean(bad, _init_params(target))}",
+                field=f"model.params.{bad}",
+            ) from None
+        raise SpecError(f"cannot build {target.__name__}: {e}", field="model.params") from None
+    _check_task(spec, target, inst)
+    pipe = factory.build({})
+    valid = set(pipe.get_params(deep=True))
+    for name in spec.space:
+        routed = next(iter(route_params({name: None})))
+        if routed not in valid:
+            options = sorted(k.removeprefix("model__") for k in valid if "__" in k)
+            raise SpecError(
+                f"unknown parameter {name!r} for {target.__name__}{did_you_mean(name, options)}",
+                field=f"space.{name}",
+            )
+    for i, m in enumerate(spec.metrics):
+        if METRICS[m.name].needs == "proba" and not hasattr(inst, "predict_proba"):
+            raise SpecError(
+                f"metric {m.name!r} needs predicted probabilities but {target.__name__} has no "
+                "predict_proba",
+                field=f"metrics.{i}.name",
+            )
+    return factory
+
+
+def _check_metrics(spec: Spec) -> None:
+    for i, m in enumerate(spec.metrics):
+        if spec.model.is_function and m.name not in METRICS:
+            continue  # a training function may report any metric it likes
+        known = METRICS.get(m.name)
+        valid = sorted(k for k, v in METRICS.items() if spec.task in v.tasks)
+        if known is None or spec.task not in known.tasks:
+            what = "unknown metric" if known is None else "metric"
+            tail = "" if known is None else f" does not apply to {spec.task}"
+            raise SpecError(
+                f"{what} {m.name!r}{tail}{did_you_mean(m.name, valid) if known is None else ''}; "
+                f"expected one of {', '.join(valid)} for {spec.task}",
+                field=f"metrics.{i}.name",
+            )
+
+
+def _check_sampler(spec: Spec) -> None:
+    if spec.search.algorithm != "bayes":
+        return
+    needs = {"gp": ("torch", "tunehouse[gp]"), "cmaes": ("cmaes", "cmaes")}.get(spec.search.sampler)
+    if needs:
+        try:
+            importlib.import_module(needs[0])
+        except ImportError:
+            raise SpecError(
+                f"sampler {spec.search.sampler!r} needs the {needs[0]} package: "
+                f"pip install '{needs[1]}'",
+                field="search.sampler",
+            ) from None
+
+
+def _check_task(spec: Spec, cls: type, inst: Any) -> None:
+    from sklearn.base import is_classifier, is_regressor
+
+    name = cls.__name__
+    if spec.task == "classification" and is_regressor(inst):
+        raise SpecError(f"{name} is a regressor but task is classification", field="model.estimator")
+    if spec.task == "regression" and is_classifier(inst):
+        raise SpecError(f"{name} is a classifier but task is regression", field="model.estimator")
+    if spec.task != "clustering" and not hasattr(inst, "predict"):
+        raise SpecError(f"{name} has no predict method", field="model.estimator")
+    if spec.task == "clustering" and not (hasattr(inst, "fit_predict") or hasattr(inst, "predict")):
+        raise SpecError(f"{name} cannot assign clusters (no fit_predict)", field="model.estimator")
+
+
+# -- scoring -------------------------------------------------------------------------------
+def score(
+    model: Any,
+    X: pd.DataFrame,
+    y: pd.Series | None,
+    metrics: list[str],
+    *,
+    task: str,
+    n_classes: int,
+    labels: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Compute each named metric for a fitted model on (X, y)."""
+    out: dict[str, float] = {}
+    pred = proba = None
+    for name in metrics:
+        m = METRICS.get(name)
+        if m is None:
+            continue
+        if m.needs == "cluster":
+            Xt = _transformed(model, X)
+            lab = labels if labels is not None else model.predict(X)
+            out[name] = float(m.fn(Xt, lab, n_classes))
+        elif m.needs == "proba":
+            if proba is None:
+                proba = model.predict_proba(X)
+            out[name] = float(m.fn(y, proba, n_classes))
+        else:
+            if pred is None:
+                pred = model.predict(X)
+            out[name] = float(m.fn(y, pred, n_classes))
+    return out
+
+
+def _transformed(model: Any, X: pd.DataFrame) -> Any:
+    """Features as the clusterer saw them (after the pipeline's preprocessing)."""
+    steps = getattr(model, "steps", None)
+    if steps and len(steps) > 1:
+        return model[:-1].transform(X)
+    return X
+
+
+class FoldEnsemble:
+    """The k models of a cross-validated trial, usable as one model.
+
+    Classifiers average probabilities (or vote), regressors average predictions. This is
+    what a CV trial checkpoints: the models its score came from, at no extra fitting cost.
+    """
+
+    def __init__(self, models: list[Any], task: str, n_classes: int = 0) -> None:
+        self.models, self.task, self.n_classes = models, task, n_classes
+
+    def predict(self, X):
+        if self.task == "classification":
+            if all(hasattr(m, "predict_proba") for m in self.models):
+                return np.argmax(self.predict_proba(X), axis=1)
+            votes = np.stack([np.asarray(m.predict(X)) for m in self.models]).astype(int)
+            return np.array([np.bincount(col).argmax() for col in votes.T])
+        return np.mean([np.asarray(m.predict(X), dtype=float) for m in self.models], axis=0)
+
+    def predict_proba(self, X):
+        return np.mean([m.predict_proba(X) for m in self.models], axis=0)
+
+    def __len__(self) -> int:
+        return len(self.models)

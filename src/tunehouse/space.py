@@ -1,0 +1,187 @@
+"""The search-space vocabulary and its translations.
+
+A space is a mapping of parameter name to one of five domains (uniform, loguniform, int,
+choice, grid). This module turns it into Ray Tune domains (grid and random search) and into
+an Optuna define-by-run function (Bayesian search). It knows nothing about models.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+Scalar = bool | int | float | str | None
+
+
+class _Domain(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @property
+    def discrete(self) -> bool:
+        return False
+
+
+class Uniform(_Domain):
+    """A float drawn uniformly from [low, high]."""
+
+    type: Literal["uniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Uniform:
+        if not self.low < self.high:
+            raise ValueError(f"low must be < high (got low={self.low}, high={self.high})")
+        return self
+
+
+class LogUniform(Uniform):
+    """A float drawn uniformly in log space from [low, high]; low must be > 0."""
+
+    type: Literal["loguniform"]  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _positive(self) -> LogUniform:
+        if self.low <= 0:
+            raise ValueError(f"loguniform needs low > 0 (got low={self.low})")
+        return self
+
+
+class Int(_Domain):
+    """An integer from [low, high], both ends included; ``log: true`` samples in log space."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Int:
+        if not self.low <= self.high:
+            raise ValueError(f"low must be <= high (got low={self.low}, high={self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"int with log: true needs low > 0 (got low={self.low})")
+        return self
+
+    @property
+    def discrete(self) -> bool:
+        return True
+
+    @property
+    def values(self) -> list[int]:
+        return list(range(self.low, self.high + 1))
+
+
+class Choice(_Domain):
+    """One of a list of values (categorical)."""
+
+    type: Literal["choice"]
+    values: list[Scalar] = Field(min_length=1)
+
+    @property
+    def discrete(self) -> bool:
+        return True
+
+
+class Grid(Choice):
+    """Values that a grid search enumerates exhaustively."""
+
+    type: Literal["grid"]  # type: ignore[assignment]
+
+
+Domain = Annotated[Uniform | LogUniform | Int | Choice | Grid, Field(discriminator="type")]
+Space = dict[str, Domain]
+
+#: Largest grid we agree to enumerate; a bigger one is almost always a spec mistake.
+MAX_GRID_POINTS = 100_000
+
+
+def normalize_domain(value: Any) -> Any:
+    """Accept a bare YAML list as shorthand for ``{type: choice, values: [...]}``."""
+    if isinstance(value, list):
+        return {"type": "choice", "values": value}
+    return value
+
+
+def grid_size(space: Space) -> int:
+    """Number of configurations in the product of a fully discrete space."""
+    return math.prod(len(_discrete_values(d)) for d in space.values())
+
+
+def _discrete_values(domain: Domain) -> list[Any]:
+    if isinstance(domain, Int):
+        return domain.values
+    if isinstance(domain, Choice):
+        return list(domain.values)
+    raise TypeError(f"{domain.type} is continuous")
+
+
+def grid_points(space: Space) -> list[dict[str, Any]]:
+    """Every configuration of a discrete space, in a stable order (the product)."""
+    names = list(space)
+    values = [_discrete_values(space[n]) for n in names]
+    return [dict(zip(names, combo)) for combo in itertools.product(*values)]
+
+
+def to_tune(space: Space, *, grid: bool) -> dict[str, Any]:
+    """Translate to a Ray Tune ``param_space``.
+
+    Args:
+        space: the validated space.
+        grid: enumerate every discrete domain with ``tune.grid_search`` (exhaustive product)
+            instead of sampling it.
+    """
+    from ray import tune
+
+    out: dict[str, Any] = {}
+    for name, d in space.items():
+        if grid:
+            out[name] = tune.grid_search(_discrete_values(d))
+        elif isinstance(d, LogUniform):
+            out[name] = tune.loguniform(d.low, d.high)
+        elif isinstance(d, Uniform):
+            out[name] = tune.uniform(d.low, d.high)
+        elif isinstance(d, Int):
+            # Tune's randint excludes the upper bound; ours includes it.
+            out[name] = tune.lograndint(d.low, d.high + 1) if d.log else tune.randint(d.low, d.high + 1)
+        else:
+            out[name] = tune.choice(list(d.values))
+    return out
+
+
+def to_optuna(space: Space):
+    """Return an Optuna define-by-run function that suggests every parameter of ``space``."""
+
+    def define(trial: optuna.Trial) -> None:
+        for name, d in space.items():
+            if isinstance(d, LogUniform):
+                trial.suggest_float(name, d.low, d.high, log=True)
+            elif isinstance(d, Uniform):
+                trial.suggest_float(name, d.low, d.high)
+            elif isinstance(d, Int):
+                trial.suggest_int(name, d.low, d.high, log=d.log)
+            else:
+                trial.suggest_categorical(name, list(d.values))
+
+    return define
+
+
+def contains(space: Space, config: dict[str, Any]) -> bool:
+    """Whether every value of ``config`` lies in its domain (used by tests and resume)."""
+    for name, d in space.items():
+        v = config.get(name)
+        if isinstance(d, Uniform):
+            if not (isinstance(v, (int, float)) and d.low <= v <= d.high):
+                return False
+        elif isinstance(d, Int):
+            if not (isinstance(v, int) and d.low <= v <= d.high):
+                return False
+        elif v not in d.values:
+            return False
+    return True

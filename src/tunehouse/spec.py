@@ -1,0 +1,411 @@
+"""The experiment spec: pydantic models of the YAML file and ``load_spec``.
+
+Everything a run needs is validated here, when the file loads, never inside a Ray worker.
+Every error names the file, the line when known, the field, what was given and what is
+allowed. This module does not import Ray.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from tunehouse.errors import SpecError, did_you_mean
+from tunehouse.space import MAX_GRID_POINTS, Domain, Grid, Uniform, grid_size, normalize_domain
+
+Task = Literal["classification", "regression", "clustering"]
+#: Upper bound on trials in one experiment: more is almost surely a typo (and would not fit
+#: any sensible time budget on one machine).
+MAX_NUM_SAMPLES = 100_000
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(_Model):
+    """Where the rows come from: a scikit-learn built-in, or a CSV / Parquet file."""
+
+    sklearn: str | None = Field(None, description="Built-in data set, e.g. breast_cancer.")
+    path: str | None = Field(None, description="CSV or Parquet file, relative to the spec file.")
+    target: str | None = Field(None, description="Target column (required with path).")
+    features: list[str] | None = Field(None, description="Feature columns (default: all others).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        from tunehouse.data import SKLEARN_DATASETS
+
+        if (self.sklearn is None) == (self.path is None):
+            raise ValueError("give exactly one of 'sklearn' (a built-in data set) or 'path'")
+        if self.sklearn is not None and self.sklearn not in SKLEARN_DATASETS:
+            raise ValueError(
+                f"unknown built-in data set {self.sklearn!r}; expected one of "
+                f"{', '.join(sorted(SKLEARN_DATASETS))}{did_you_mean(self.sklearn, SKLEARN_DATASETS)}"
+            )
+        return self
+
+
+class ModelSpec(_Model):
+    """The model: an estimator import path, ``xgboost``, or a training function ``pkg.mod:fn``."""
+
+    estimator: str = Field(
+        description="sklearn-style estimator import path, 'xgboost', or 'package.module:function'."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Fixed (untuned) parameters.")
+
+    @property
+    def is_function(self) -> bool:
+        return ":" in self.estimator
+
+
+class Preprocess(_Model):
+    """Preprocessing fitted inside every CV fold (never on the validation rows)."""
+
+    impute: Literal["mean", "median", "most_frequent"] | None = None
+    scale: Literal["standard", "minmax", "robust"] | None = None
+    onehot: bool = False
+
+
+class Evaluation(_Model):
+    """How a configuration is scored: k-fold CV or one hold-out split, plus a test split."""
+
+    cv: int | None = Field(None, ge=2, le=50, description="Number of CV folds (default 3).")
+    holdout: float | None = Field(None, gt=0, lt=1, description="Validation fraction.")
+    test_size: float = Field(
+        0.2, ge=0, lt=1, description="Test fraction held out and scored for the best trial only."
+    )
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> Evaluation:
+        if self.cv is not None and self.holdout is not None:
+            raise ValueError("give 'cv' or 'holdout', not both")
+        if self.cv is None and self.holdout is None:
+            self.cv = 3
+        return self
+
+
+class MetricSpec(_Model):
+    name: str
+    mode: Literal["min", "max"] | None = None
+
+
+class SearchSpec(_Model):
+    """The search strategy."""
+
+    algorithm: Literal["grid", "random", "bayes"]
+    num_samples: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_NUM_SAMPLES,
+        description="Trials to run (default 10); for grid, repeats of the whole grid (default 1).",
+    )
+    max_concurrent: int | None = Field(None, ge=1, description="Trials running at once.")
+    sampler: Literal["tpe", "gp", "cmaes", "random"] = Field(
+        "tpe", description="Optuna sampler for algorithm: bayes."
+    )
+
+    @model_validator(mode="after")
+    def _default_samples(self) -> SearchSpec:
+        if self.num_samples is None:
+            self.num_samples = 1 if self.algorithm == "grid" else 10
+        return self
+
+
+class Resources(_Model):
+    cpus: float = Field(1, gt=0)
+    gpus: float = Field(0, ge=0)
+
+
+class Spec(_Model):
+    """A whole experiment, as written in ``search_spaces/*.yaml``."""
+
+    name: str = Field(description="Experiment name: letters, digits, '.', '_' and '-'.")
+    seed: int = Field(0, ge=0, description="Seeds sampling, splits and the model.")
+    task: Task
+    data: DataSpec
+    model: ModelSpec
+    preprocess: Preprocess | None = None
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    metrics: list[MetricSpec] = Field(min_length=1, description="The first is the objective.")
+    search: SearchSpec
+    space: dict[str, Domain] = Field(min_length=1)
+    resources: Resources = Field(default_factory=Resources)
+    time_budget_s: float | None = Field(None, gt=0)
+
+    _path: Path | None = PrivateAttr(None)
+    _text: str = PrivateAttr("")
+    _dataset: Any = PrivateAttr(None)  # the Dataset that validation loaded, reused by the driver
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not NAME_RE.match(v) or ".." in v:
+            raise ValueError(
+                f"name {v!r} must be 1-128 letters, digits, '.', '_' or '-', start with a letter "
+                "or digit, and contain no '..'"
+            )
+        return v
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_shorthand(cls, v: Any) -> Any:
+        return {"estimator": v} if isinstance(v, str) else v
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, (str, dict)):
+            v = [v]
+        if isinstance(v, list):
+            return [{"name": m} if isinstance(m, str) else m for m in v]
+        return v
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _space_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: normalize_domain(d) for k, d in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _search_fits_space(self) -> Spec:
+        algo = self.search.algorithm
+        for name, d in self.space.items():
+            if algo == "grid" and isinstance(d, Uniform):
+                raise ValueError(
+                    f"space.{name}: grid search needs discrete values, got a continuous "
+                    f"{d.type} domain; use 'grid' values, 'choice' or 'int'"
+                )
+            if algo != "grid" and isinstance(d, Grid):
+                raise ValueError(
+                    f"space.{name}: 'grid' values need search.algorithm: grid; use 'choice' "
+                    f"for {algo} search"
+                )
+        if algo == "grid" and grid_size(self.space) > MAX_GRID_POINTS:
+            raise ValueError(
+                f"space: the grid has {grid_size(self.space)} points, more than {MAX_GRID_POINTS}"
+            )
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError("metrics: each metric may be listed once")
+        return self
+
+    # -- derived -----------------------------------------------------------------------
+    @property
+    def path(self) -> Path | None:
+        """The file the spec was loaded from (None when built in Python)."""
+        return self._path
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative data paths resolve against the spec file's folder."""
+        return self._path.parent if self._path else Path.cwd()
+
+    @property
+    def text(self) -> str:
+        return self._text or yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    @property
+    def spec_hash(self) -> str:
+        """SHA-256 of the canonical (validated, defaults filled) spec; stable under reformatting."""
+        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()
+
+    @property
+    def objective(self) -> MetricSpec:
+        return self.metrics[0]
+
+    @property
+    def mode(self) -> Literal["min", "max"]:
+        from tunehouse.models import metric_mode
+
+        return metric_mode(self.objective)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the spec, for editors (``tunehouse schema``)."""
+    schema = Spec.model_json_schema()
+    schema["title"] = "tunehouse experiment spec"
+    return schema
+
+
+# -- loading ------------------------------------------------------------------------------
+def load_spec(path: str | Path, *, check: bool = True) -> Spec:
+    """Load, validate and (with ``check``) resolve a YAML spec.
+
+    Args:
+        path: the YAML file.
+        check: also import the model and read the data to check names, columns and metrics
+            against them (what ``tunehouse validate`` does).
+
+    Raises:
+        SpecError: with file, line, field and the expected value in its message.
+    """
+    p = Path(path)
+    shown = str(path)
+    if not p.exists():
+        raise SpecError("no such file", file=shown)
+    if p.is_dir():
+        raise SpecError("is a directory, expected a YAML file", file=shown)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read: {e}", file=shown) from None
+    spec = parse_spec(text, file=shown)
+    spec._path = p.resolve()
+    if check:
+        lines = _line_map(text)
+        try:
+            check_spec(spec)
+        except SpecError as e:
+            if e.file:
+                raise
+            raise SpecError(
+                e.reason, file=shown, field=e.field, line=_line_for(lines, e.field)
+            ) from None
+    return spec
+
+
+def parse_spec(text: str, *, file: str = "<spec>") -> Spec:
+    """Validate spec text without touching the model or the data."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else None
+        raise SpecError(f"invalid YAML: {e.problem}", file=file, line=line) from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"invalid YAML: {e}", file=file) from None
+    if not isinstance(raw, dict):
+        got = "an empty file" if raw is None else type(raw).__name__
+        raise SpecError(f"expected a mapping of spec fields, got {got}", file=file, line=1)
+    bad_keys = [k for k in raw if not isinstance(k, str)]
+    if bad_keys:
+        raise SpecError(f"keys must be strings, got {bad_keys[0]!r}", file=file)
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as e:
+        raise _from_validation_error(e, text, file) from None
+    except (TypeError, ValueError, RecursionError) as e:  # defensive: odd YAML values
+        raise SpecError(f"invalid spec: {e}", file=file) from None
+    spec._text = text
+    return spec
+
+
+def check_spec(spec: Spec) -> None:
+    """Cross-checks that need the model and the data (raise ``SpecError`` with a field)."""
+    from tunehouse.data import check_data
+    from tunehouse.models import check_model
+
+    check_model(spec, check_data(spec))
+
+
+# -- error formatting ----------------------------------------------------------------------
+_TAGS = {"uniform", "loguniform", "int", "choice", "grid", "str", "dict[str,any]"}
+
+
+def _from_validation_error(err: ValidationError, text: str, file: str) -> SpecError:
+    e = err.errors(include_url=False)[0]
+    loc = [str(x) for x in e["loc"] if str(x) not in _TAGS and not str(x).startswith("function-")]
+    kind, msg, given = e["type"], e["msg"], e.get("input")
+    field = ".".join(loc)
+    if kind == "extra_forbidden":
+        parent = loc[:-1]
+        allowed = _allowed_keys(parent)
+        reason = f"unknown key {loc[-1]!r}{did_you_mean(loc[-1], allowed)}"
+        if allowed:
+            reason += f"; allowed: {', '.join(allowed)}"
+    elif kind == "missing":
+        reason = "required field is missing"
+    elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
+        tag = given.get("type") if isinstance(given, dict) else None
+        kinds = "uniform, loguniform, int, choice, grid"
+        reason = (
+            f"unknown domain type {tag!r}{did_you_mean(str(tag), kinds.split(', '))}; expected one of {kinds}"
+            if tag is not None
+            else f"expected a domain mapping with 'type' ({kinds}) or a list of values"
+        )
+    elif kind == "value_error":
+        reason = msg.removeprefix("Value error, ")
+        if reason.startswith("space.") and ":" in reason:  # model-level check names its field
+            field, reason = reason.split(":", 1)
+            reason = reason.strip()
+            loc = field.split(".")
+    else:
+        reason = f"{msg[0].lower()}{msg[1:]}"
+        if given is not None and not isinstance(given, (dict, list)):
+            reason += f" (got {given!r})"
+    return SpecError(reason, file=file, field=field or None, line=_line_for(_line_map(text), loc))
+
+
+def _allowed_keys(parent: list[str]) -> list[str]:
+    model: type[BaseModel] | None = Spec
+    for part in parent:
+        if model is None:
+            return []
+        f = model.model_fields.get(part)
+        if f is None:
+            # inside a dict (space, params): the allowed keys are those of a domain
+            return ["type", "low", "high", "log", "values"] if parent[0] == "space" else []
+        ann = f.annotation
+        model = next(
+            (
+                a
+                for a in getattr(ann, "__args__", (ann,))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
+        if model is None and getattr(ann, "__origin__", None) is list:
+            model = next(iter(ann.__args__), None)
+    return list(model.model_fields) if model else []
+
+
+def _line_map(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path of the YAML document to its (1-based) line."""
+    out: dict[tuple[str, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return out
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = path + (str(k.value),)
+                out[key] = k.start_mark.line + 1
+                walk(v, key)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                key = path + (str(i),)
+                out[key] = v.start_mark.line + 1
+                walk(v, key)
+
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+def _line_for(lines: dict[tuple[str, ...], int], field: str | list[str] | None) -> int | None:
+    if not field:
+        return None
+    parts = field.split(".") if isinstance(field, str) else list(field)
+    while parts:
+        if tuple(parts) in lines:
+            return lines[tuple(parts)]
+        parts.pop()
+    return None

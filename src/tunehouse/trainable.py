@@ -1,0 +1,147 @@
+"""The one function Ray Tune runs per trial: build, fit, evaluate, report, checkpoint.
+
+``evaluate`` is a plain function (testable without Ray); ``tune_trainable`` wraps it with
+the resource meter and Tune's report/checkpoint calls. Nothing here writes the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tunehouse.models import FoldEnsemble, ModelFactory, score
+from tunehouse.usage import ResourceMeter
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+MODEL_FILE = "model.pkl"
+PARAMS_FILE = "params.json"
+
+
+@dataclass
+class FoldData:
+    """What a user training function receives: one train/validation split."""
+
+    X_train: pd.DataFrame
+    y_train: pd.Series | None
+    X_valid: pd.DataFrame | None
+    y_valid: pd.Series | None
+
+
+@dataclass
+class TrialPayload:
+    """Everything a trial needs besides its params; put in the object store once per run."""
+
+    factory: ModelFactory
+    task: str
+    metrics: list[str]
+    cv: int | None
+    holdout: float | None
+    seed: int
+    n_classes: int
+    X: pd.DataFrame
+    y: pd.Series | None
+
+
+@dataclass
+class Outcome:
+    metrics: dict[str, float]
+    model: Any  # fitted model, FoldEnsemble, or None for a pure objective
+
+
+def _folds(p: TrialPayload) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    idx = np.arange(len(p.X))
+    if p.holdout is not None:
+        strat = p.y if p.task == "classification" else None
+        tr, va = train_test_split(idx, test_size=p.holdout, random_state=p.seed, stratify=strat)
+        return [(tr, va)]
+    kind = StratifiedKFold if p.task == "classification" else KFold
+    splitter = kind(n_splits=p.cv, shuffle=True, random_state=p.seed)
+    return list(splitter.split(p.X, p.y))
+
+
+def evaluate(params: dict[str, Any], p: TrialPayload) -> Outcome:
+    """Fit and score one configuration (CV or hold-out; clustering fits all rows once).
+
+    Preprocessing is part of the pipeline, so every fold fits it on its own training rows.
+    """
+    if p.task == "clustering" and p.factory.kind == "estimator":
+        model = p.factory.build(params)
+        labels = model.fit_predict(p.X) if hasattr(model, "fit_predict") else model.fit(p.X).predict(p.X)
+        return Outcome(score(model, p.X, None, p.metrics, task=p.task, n_classes=0, labels=labels), model)
+
+    fold_scores: list[dict[str, float]] = []
+    models: list[Any] = []
+    for tr, va in _folds(p):
+        X_tr, X_va = p.X.iloc[tr], p.X.iloc[va]
+        y_tr = p.y.iloc[tr] if p.y is not None else None
+        y_va = p.y.iloc[va] if p.y is not None else None
+        if p.factory.kind == "function":
+            out = p.factory.target()(dict(params), FoldData(X_tr, y_tr, X_va, y_va))
+            if isinstance(out, dict):
+                fold_scores.append({k: float(v) for k, v in out.items()})
+                continue
+            model = out
+        else:
+            model = p.factory.build(params).fit(X_tr, y_tr)
+        models.append(model)
+        fold_scores.append(score(model, X_va, y_va, p.metrics, task=p.task, n_classes=p.n_classes))
+    metrics = _aggregate(fold_scores)
+    if not models:
+        fitted = None
+    elif len(models) == 1:
+        fitted = models[0]
+    else:
+        fitted = FoldEnsemble(models, p.task, p.n_classes)
+    return Outcome(metrics, fitted)
+
+
+def _aggregate(folds: list[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name in folds[0]:
+        vals = np.array([f[name] for f in folds if name in f], dtype=float)
+        out[name] = float(vals.mean())
+        if len(vals) > 1:
+            out[f"{name}_std"] = float(vals.std())
+    return out
+
+
+def run_trial(params: dict[str, Any], p: TrialPayload) -> tuple[dict[str, Any], Any]:
+    """Evaluate under the resource meter; return (metrics + usage, fitted model)."""
+    with ResourceMeter() as meter:
+        outcome = evaluate(params, p)
+    return {**outcome.metrics, **meter.usage.as_metrics()}, outcome.model
+
+
+def save_model(model: Any, params: dict[str, Any], folder: str) -> None:
+    with open(os.path.join(folder, MODEL_FILE), "wb") as f:
+        pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+    with open(os.path.join(folder, PARAMS_FILE), "w") as f:
+        json.dump(params, f, default=str)
+
+
+def load_model(folder: str) -> Any:
+    with open(os.path.join(folder, MODEL_FILE), "rb") as f:
+        return pickle.load(f)  # our own checkpoint, written by save_model
+
+
+def tune_trainable(config: dict[str, Any], payload: TrialPayload) -> None:
+    """Ray Tune's function trainable: one report with metrics, usage and the model checkpoint."""
+    from ray import tune
+
+    metrics, model = run_trial(config, payload)
+    if model is None:
+        tune.report(metrics)
+        return
+    with tempfile.TemporaryDirectory(prefix="tunehouse-ckpt-") as d:
+        save_model(model, config, d)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
