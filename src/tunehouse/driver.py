@@ -389,10 +389,15 @@ def _make_collector():
 
         def on_trial_error(self, iteration, trials, trial, **info):
             metrics, usage = _split_result(trial.last_result or {})
-            try:
-                text = trial.get_error()
+            text = None
+            try:  # the local error file is written before this callback; storage syncs later
+                if trial.error_file and os.path.exists(trial.error_file):
+                    with open(trial.error_file) as f:
+                        text = f.read()
+                else:
+                    text = trial.get_error()
             except Exception:  # storage may be gone; the status is what matters
-                text = None
+                pass
             self.records.append(
                 TrialRecord(
                     trial_id=trial.trial_id,

@@ -180,8 +180,9 @@ class ModelFactory:
         names = _init_params(cls)
         if "random_state" in names and "random_state" not in kwargs:
             kwargs["random_state"] = self.seed
-        if "n_jobs" in names and "n_jobs" not in kwargs:
-            kwargs["n_jobs"] = self.cpus  # exactly the trial's CPUs, never all of the node's
+        if "n_jobs" in names and "n_jobs" not in kwargs and (self.cpus > 1 or self.path.startswith("xgboost.")):
+            # exactly the trial's CPUs, never all of the node's (XGBoost defaults to all)
+            kwargs["n_jobs"] = self.cpus
         if self.path.startswith("xgboost.") and "verbosity" not in kwargs:
             kwargs["verbosity"] = 0
         return kwargs

@@ -155,11 +155,17 @@ def to_tune(space: Space, *, grid: bool) -> dict[str, Any]:
     return out
 
 
-def to_optuna(space: Space):
-    """Return an Optuna define-by-run function that suggests every parameter of ``space``."""
+class OptunaSpace:
+    """An Optuna define-by-run function suggesting every parameter of a space.
 
-    def define(trial: optuna.Trial) -> None:
-        for name, d in space.items():
+    A class rather than a closure: Ray Tune pickles the searcher with the experiment state.
+    """
+
+    def __init__(self, space: Space) -> None:
+        self.space = space
+
+    def __call__(self, trial: optuna.Trial) -> None:
+        for name, d in self.space.items():
             if isinstance(d, LogUniform):
                 trial.suggest_float(name, d.low, d.high, log=True)
             elif isinstance(d, Uniform):
@@ -169,7 +175,10 @@ def to_optuna(space: Space):
             else:
                 trial.suggest_categorical(name, list(d.values))
 
-    return define
+
+def to_optuna(space: Space) -> OptunaSpace:
+    """Translate to an Optuna define-by-run function (Bayesian search)."""
+    return OptunaSpace(space)
 
 
 def contains(space: Space, config: dict[str, Any]) -> bool:

@@ -1,0 +1,489 @@
+"""Overhead benchmark: the same small random search run four ways, side by side.
+
+What it measures
+----------------
+One 40-trial random search of a small random forest (``n_estimators=50``, ``n_jobs=1``,
+``random_state=0``) on scikit-learn's breast cancer data, each trial scored by 3-fold CV
+accuracy, over the same space (``max_depth`` int 2..12, ``min_samples_leaf`` int 1..8,
+``max_features`` in [sqrt, log2], ``criterion`` in [gini, entropy]), run with:
+
+1. ``sklearn``   -- ``RandomizedSearchCV(n_jobs=<cores>, n_iter=40, cv=3, refit=True)``;
+2. ``optuna``    -- ``study.optimize(objective, n_trials=40, n_jobs=<cores>)`` with a
+   ``RandomSampler(seed=0)`` and ``cross_val_score(cv=3)`` in the objective (threads);
+3. ``tune``      -- plain Ray Tune with default settings: ``ray.init()``, a function trainable
+   calling ``tune.report``, ``tune.Tuner(...).fit()`` with default ``TuneConfig`` /
+   ``RunConfig`` except ``num_samples`` and ``storage_path`` (a temp dir);
+4. ``tunehouse`` -- ``python -m tunehouse run SPEC --catalog TMP --json`` as a real CLI
+   subprocess, on a spec this script writes (random search, seed 0, ``test_size: 0``).
+
+Every way runs in its own fresh subprocess, and the parent times that subprocess end to end
+(Python start-up, imports, Ray start-up and shutdown included), so no Ray or import cache
+leaks from one way into the next. Repeats are interleaved (s, o, t, th, s, o, ...) and the
+median is reported.
+
+It prints wall seconds, the ratio to scikit-learn and the best CV accuracy of each way; then
+tunehouse's trial efficiency (sum of per-trial ``usage.wall_s`` / (subprocess wall x cores)),
+where tunehouse's wall time goes, and the two ratios the overhead issue tracks:
+tunehouse / sklearn (target <= 2.0) and plain Tune / tunehouse (target >= 5.0), each with
+PASS/FAIL. It is a report: it exits 0 whatever the numbers, and 1 only if a child fails.
+
+How to run
+----------
+    .venv/bin/python scripts/bench_overhead.py                 # one round, about a minute
+    .venv/bin/python scripts/bench_overhead.py --repeats 3     # median of three rounds
+    .venv/bin/python scripts/bench_overhead.py --trials 20 --json
+
+Ray is kept local: ``RAY_ADDRESS`` is removed from the children's environment (so both Ray
+ways start an embedded Ray) and ``RAY_USAGE_STATS_ENABLED=0`` is set for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+WAYS: tuple[str, ...] = ("sklearn", "optuna", "tune", "tunehouse")
+TIMEOUT_S = 600
+SEED = 0
+N_ESTIMATORS = 50
+CV = 3
+TARGET_TUNEHOUSE_VS_SKLEARN = 2.0  # tunehouse wall / sklearn wall must be <= this
+TARGET_TUNE_VS_TUNEHOUSE = 5.0  # plain-Tune wall / tunehouse wall must be >= this
+
+SPEC_TEMPLATE = """\
+# Written by scripts/bench_overhead.py: the benchmark's search, as a tunehouse spec.
+name: bench_overhead
+seed: {seed}
+task: classification
+data:
+  sklearn: breast_cancer
+model:
+  estimator: sklearn.ensemble.RandomForestClassifier
+  params: {{n_estimators: {n_estimators}, n_jobs: 1}}
+evaluation: {{cv: {cv}, test_size: 0}}
+metrics: [accuracy]
+search: {{algorithm: random, num_samples: {trials}}}
+space:
+  max_depth: {{type: int, low: 2, high: 12}}
+  min_samples_leaf: {{type: int, low: 1, high: 8}}
+  max_features: {{type: choice, values: [sqrt, log2]}}
+  criterion: {{type: choice, values: [gini, entropy]}}
+"""
+
+
+class ChildFailed(RuntimeError):
+    """A benchmark subprocess exited non-zero, timed out, or printed no result."""
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover  (not Linux)
+        return os.cpu_count() or 1
+
+
+# -- the three in-process ways (each runs inside its own child process) ---------------------
+def _forest(**params: Any) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=N_ESTIMATORS, n_jobs=1, random_state=SEED, **params)
+
+
+def _data() -> tuple[Any, Any]:
+    from sklearn.datasets import load_breast_cancer
+
+    return load_breast_cancer(return_X_y=True)
+
+
+def one_sklearn(trials: int, cores: int, workdir: Path) -> dict[str, Any]:
+    from scipy.stats import randint
+    from sklearn.model_selection import RandomizedSearchCV
+
+    X, y = _data()
+    search = RandomizedSearchCV(
+        _forest(),
+        param_distributions={
+            "max_depth": randint(2, 13),  # scipy's randint excludes the upper bound
+            "min_samples_leaf": randint(1, 9),
+            "max_features": ["sqrt", "log2"],
+            "criterion": ["gini", "entropy"],
+        },
+        n_iter=trials,
+        cv=CV,
+        scoring="accuracy",
+        refit=True,
+        n_jobs=cores,
+        random_state=SEED,
+    )
+    search.fit(X, y)
+    return {"best_accuracy": float(search.best_score_), "best_params": search.best_params_}
+
+
+def one_optuna(trials: int, cores: int, workdir: Path) -> dict[str, Any]:
+    import optuna
+    from sklearn.model_selection import cross_val_score
+
+    X, y = _data()
+
+    def objective(trial: optuna.Trial) -> float:
+        model = _forest(
+            max_depth=trial.suggest_int("max_depth", 2, 12),
+            min_samples_leaf=trial.suggest_int("min_samples_leaf", 1, 8),
+            max_features=trial.suggest_categorical("max_features", ["sqrt", "log2"]),
+            criterion=trial.suggest_categorical("criterion", ["gini", "entropy"]),
+        )
+        return float(cross_val_score(model, X, y, cv=CV, scoring="accuracy").mean())
+
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.RandomSampler(seed=SEED)
+    )
+    study.optimize(objective, n_trials=trials, n_jobs=cores)
+    return {"best_accuracy": float(study.best_value), "best_params": study.best_params}
+
+
+def _tune_trainable(config: dict[str, Any]) -> None:
+    """Plain Tune's function trainable: what a user would write from the Tune docs."""
+    from ray import tune
+    from sklearn.model_selection import cross_val_score
+
+    X, y = _data()
+    acc = cross_val_score(_forest(**config), X, y, cv=CV, scoring="accuracy").mean()
+    tune.report({"accuracy": float(acc)})
+
+
+def one_tune(trials: int, cores: int, workdir: Path) -> dict[str, Any]:
+    import ray
+    from ray import tune
+
+    notes: list[str] = []
+    try:
+        ctx = ray.init()  # pure defaults
+        dashboard = getattr(ctx, "dashboard_url", None)
+        notes.append(
+            "plain Tune: ray.init() with defaults; "
+            + (
+                f"dashboard up at {dashboard}"
+                if dashboard
+                else "no dashboard started (ray[default] not installed)"
+            )
+        )
+    except Exception as e:  # the default dashboard (or anything else) failed to start here
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if ray.is_initialized():
+            ray.shutdown()
+        ray.init(include_dashboard=False)
+        notes.append(
+            f"plain Tune: ray.init() failed ({first}); fell back to ray.init(include_dashboard=False)"
+        )
+
+    tuner = tune.Tuner(
+        _tune_trainable,
+        param_space={
+            "max_depth": tune.randint(2, 13),  # Tune's randint excludes the upper bound
+            "min_samples_leaf": tune.randint(1, 9),
+            "max_features": tune.choice(["sqrt", "log2"]),
+            "criterion": tune.choice(["gini", "entropy"]),
+        },
+        tune_config=tune.TuneConfig(num_samples=trials),
+        run_config=tune.RunConfig(storage_path=str(workdir / "ray_results")),
+    )
+    results = tuner.fit()
+    best = results.get_best_result(metric="accuracy", mode="max")
+    trial_wall = [float(r.metrics.get("time_total_s", 0.0)) for r in results if r.metrics]
+    ray.shutdown()
+    return {
+        "best_accuracy": float(best.metrics["accuracy"]),
+        "best_params": best.config,
+        "n_trials": len(results),
+        "errors": len(results.errors),
+        "sum_trial_wall_s": sum(trial_wall),
+        "notes": notes,
+    }
+
+
+IN_PROCESS = {"sklearn": one_sklearn, "optuna": one_optuna, "tune": one_tune}
+
+
+# -- the parent: spawn, time, collect ----------------------------------------------------------
+def _child_env(way: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)  # always an embedded, local Ray
+    env["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage-stats traffic leaves the machine
+    env["PYTHONUNBUFFERED"] = "1"
+    if way == "tune":
+        # "Defaults" means none of the Tune/AIR knobs tunehouse sets for itself.
+        for k in [k for k in env if k.startswith(("TUNE_", "RAY_AIR_"))]:
+            del env[k]
+    return env
+
+
+def _run_child(cmd: list[str], way: str, cwd: Path) -> tuple[float, float, float, str]:
+    """Run one child; return (wall s, start epoch, end epoch, stdout)."""
+    start_epoch = time.time()
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=_child_env(way), capture_output=True, text=True, timeout=TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired as e:
+        raise ChildFailed(f"{way}: timed out after {TIMEOUT_S} s") from e
+    wall = time.perf_counter() - t0
+    end_epoch = time.time()
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-25:])
+        raise ChildFailed(f"{way}: exit code {proc.returncode}\n{tail}")
+    return wall, start_epoch, end_epoch, proc.stdout
+
+
+def _parse_json_output(text: str) -> dict[str, Any]:
+    """The JSON object the tunehouse CLI printed (tolerating stray lines before it)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        start = text.find("\n{")
+        if start < 0:
+            raise
+        return json.loads(text[start + 1 :])
+
+
+def run_in_process_way(way: str, trials: int, cores: int, workdir: Path) -> dict[str, Any]:
+    result_file = workdir / f"{way}-result.json"
+    cmd = [
+        sys.executable, str(Path(__file__).resolve()), "--one", way, "--trials", str(trials),
+        "--cores", str(cores), "--workdir", str(workdir), "--result", str(result_file),
+    ]  # fmt: skip
+    wall, _, _, _ = _run_child(cmd, way, workdir)
+    try:
+        out = json.loads(result_file.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ChildFailed(f"{way}: no result written ({e})") from e
+    return {"wall_s": wall, **out}
+
+
+def run_tunehouse(trials: int, cores: int, workdir: Path) -> dict[str, Any]:
+    spec = workdir / "bench_overhead.yaml"
+    spec.write_text(
+        SPEC_TEMPLATE.format(seed=SEED, n_estimators=N_ESTIMATORS, cv=CV, trials=trials)
+    )
+    catalog = workdir / "catalog"
+    cmd = [sys.executable, "-m", "tunehouse", "run", str(spec), "--catalog", str(catalog), "--json"]
+    wall, start, end, stdout = _run_child(cmd, "tunehouse", workdir)
+    try:
+        res = _parse_json_output(stdout)
+    except json.JSONDecodeError as e:
+        raise ChildFailed(
+            f"tunehouse: cannot parse its --json output ({e}): {stdout[:300]!r}"
+        ) from e
+    trials_out = res.get("trials") or []
+    usage_wall = sum(float(t.get("usage", {}).get("wall_s", 0.0)) for t in trials_out)
+    usage_cpu = sum(float(t.get("usage", {}).get("cpu_s", 0.0)) for t in trials_out)
+    first_wall = [float(t["usage"]["wall_s"]) for t in trials_out if t.get("usage")]
+    starts = [t["started_at"] for t in trials_out if t.get("started_at")]
+    ends = [t["ended_at"] for t in trials_out if t.get("ended_at")]
+    best = res.get("best") or {}
+    in_run = float(res.get("wall_s", 0.0))
+    out: dict[str, Any] = {
+        "wall_s": wall,
+        "best_accuracy": float(best.get("metrics", {}).get("accuracy", float("nan"))),
+        "best_params": best.get("params"),
+        "n_trials": len(trials_out),
+        "failed_trials": sum(1 for t in trials_out if t.get("status") == "error"),
+        "run_wall_s": in_run,  # RunResult.wall_s: inside driver.run()
+        "outside_run_s": wall - in_run,  # Python start, CLI and tunehouse imports, JSON, exit
+        "sum_trial_wall_s": usage_wall,
+        "sum_trial_cpu_s": usage_cpu,
+        "max_trial_wall_s": max(first_wall, default=0.0),
+        "median_trial_wall_s": statistics.median(first_wall) if first_wall else 0.0,
+        "distinct_trial_pids": len({t["usage"].get("pid") for t in trials_out if t.get("usage")}),
+        "trial_efficiency": usage_wall / (wall * cores) if wall > 0 else 0.0,
+    }
+    if starts and ends:
+        out["to_first_trial_s"] = min(starts) - start  # launch -> Tune starts the first trial
+        out["trials_span_s"] = max(ends) - min(starts)  # first trial start -> last trial end
+        out["after_last_trial_s"] = end - max(ends)  # last trial end -> process exit
+    return out
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    vals = [float(r[key]) for r in runs if key in r and r[key] is not None]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def benchmark(trials: int, repeats: int, cores: int) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {w: [] for w in WAYS}
+    for i in range(repeats):
+        for way in WAYS:
+            print(f"[round {i + 1}/{repeats}] {way} ...", file=sys.stderr, flush=True)
+            with tempfile.TemporaryDirectory(prefix=f"bench-{way}-") as d:
+                workdir = Path(d)
+                if way == "tunehouse":
+                    r = run_tunehouse(trials, cores, workdir)
+                else:
+                    r = run_in_process_way(way, trials, cores, workdir)
+            print(
+                f"[round {i + 1}/{repeats}] {way}: {r['wall_s']:.2f} s", file=sys.stderr, flush=True
+            )
+            runs[way].append(r)
+
+    walls = {w: _median(runs[w], "wall_s") for w in WAYS}
+    summary = {
+        w: {
+            "wall_s": walls[w],
+            "ratio_vs_sklearn": walls[w] / walls["sklearn"],
+            "best_accuracy": _median(runs[w], "best_accuracy"),
+        }
+        for w in WAYS
+    }
+    th_keys = [
+        "trial_efficiency", "sum_trial_wall_s", "sum_trial_cpu_s", "median_trial_wall_s",
+        "max_trial_wall_s", "run_wall_s", "outside_run_s", "to_first_trial_s", "trials_span_s",
+        "after_last_trial_s", "distinct_trial_pids", "n_trials", "failed_trials",
+    ]  # fmt: skip
+    tunehouse = {k: _median(runs["tunehouse"], k) for k in th_keys}
+    tune_sum = _median(runs["tune"], "sum_trial_wall_s")
+    tune_eff = tune_sum / (walls["tune"] * cores)
+    th_vs_sk = walls["tunehouse"] / walls["sklearn"]
+    tune_vs_th = walls["tune"] / walls["tunehouse"]
+    notes = sorted({n for r in runs["tune"] for n in r.get("notes", [])})
+    notes += [
+        "sklearn refits the best configuration on all rows (refit=True): one extra fit the "
+        "other ways do not do",
+        "sklearn, optuna and plain Tune use unshuffled StratifiedKFold(3) (cv=3); tunehouse "
+        "uses StratifiedKFold(3, shuffle=True, random_state=0), so best accuracies differ a "
+        "little",
+        "optuna uses RandomSampler(seed=0) and n_jobs threads; plain Tune samples unseeded "
+        "(default BasicVariantGenerator); sklearn random_state=0; tunehouse seed 0",
+        "plain Tune's trainable loads the data itself in every trial (as the Tune docs do); "
+        "its environment has no TUNE_*/RAY_AIR_* variables",
+        "all Ray children: RAY_ADDRESS unset, RAY_USAGE_STATS_ENABLED=0",
+    ]
+    return {
+        "config": {
+            "trials": trials,
+            "repeats": repeats,
+            "cores": cores,
+            "cv": CV,
+            "n_estimators": N_ESTIMATORS,
+            "seed": SEED,
+            "python": sys.executable,
+        },
+        "summary": summary,
+        "tunehouse": tunehouse,
+        "plain_tune": {"sum_trial_wall_s": tune_sum, "trial_efficiency": tune_eff},
+        "checks": {
+            "tunehouse_vs_sklearn": {
+                "ratio": th_vs_sk,
+                "target": f"<= {TARGET_TUNEHOUSE_VS_SKLEARN}",
+                "pass": th_vs_sk <= TARGET_TUNEHOUSE_VS_SKLEARN,
+            },
+            "tune_vs_tunehouse": {
+                "ratio": tune_vs_th,
+                "target": f">= {TARGET_TUNE_VS_TUNEHOUSE}",
+                "pass": tune_vs_th >= TARGET_TUNE_VS_TUNEHOUSE,
+            },
+        },
+        "notes": notes,
+        "runs": runs,
+    }
+
+
+def print_report(rep: dict[str, Any]) -> None:
+    c = rep["config"]
+    print(
+        f"{c['trials']}-trial random search, RandomForest(n_estimators={c['n_estimators']}, n_jobs=1), "
+        f"breast_cancer, {c['cv']}-fold CV, {c['cores']} cores; "
+        f"median of {c['repeats']} round(s), each way in a fresh subprocess"
+    )
+    print()
+    print(f"{'way':<10} {'wall s':>8} {'vs sklearn':>11} {'best acc':>9}")
+    for way, s in rep["summary"].items():
+        print(
+            f"{way:<10} {s['wall_s']:>8.2f} {s['ratio_vs_sklearn']:>10.2f}x {s['best_accuracy']:>9.4f}"
+        )
+    th, tw = rep["tunehouse"], rep["summary"]["tunehouse"]["wall_s"]
+    print()
+    print(
+        f"tunehouse trial efficiency: {th['trial_efficiency']:.2f} "
+        f"(sum of trial wall {th['sum_trial_wall_s']:.2f} s / ({tw:.2f} s x {c['cores']} cores); "
+        f"trial cpu {th['sum_trial_cpu_s']:.2f} s; median trial {th['median_trial_wall_s']:.3f} s, "
+        f"slowest {th['max_trial_wall_s']:.3f} s; {th['distinct_trial_pids']:.0f} trial process(es))"
+    )
+    if "to_first_trial_s" in th and th["to_first_trial_s"] == th["to_first_trial_s"]:
+        print(
+            f"  where tunehouse's {tw:.2f} s go: launch -> first trial {th['to_first_trial_s']:.2f} s, "
+            f"trials {th['trials_span_s']:.2f} s, last trial -> exit {th['after_last_trial_s']:.2f} s "
+            f"(driver.run() {th['run_wall_s']:.2f} s, outside it {th['outside_run_s']:.2f} s)"
+        )
+    pt = rep["plain_tune"]
+    print(
+        f"plain Tune trial efficiency: {pt['trial_efficiency']:.2f} "
+        f"(sum of trial time_total_s {pt['sum_trial_wall_s']:.2f} s)"
+    )
+    print()
+    labels = {
+        "tunehouse_vs_sklearn": "tunehouse / sklearn",
+        "tune_vs_tunehouse": "plain Tune / tunehouse",
+    }
+    for key, chk in rep["checks"].items():
+        verdict = "PASS" if chk["pass"] else "FAIL"
+        print(f"{labels[key]:<24} {chk['ratio']:>6.2f}  (target {chk['target']})  {verdict}")
+    print()
+    print("notes:")
+    for n in rep["notes"]:
+        print(f"  - {n}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="rounds of all four ways; the median is reported (default 1)",
+    )
+    p.add_argument("--trials", type=int, default=40, help="trials per search (default 40)")
+    p.add_argument(
+        "--json", action="store_true", help="print the results as JSON instead of a table"
+    )
+    # internal: one way, in a child process
+    p.add_argument("--one", choices=sorted(IN_PROCESS), help=argparse.SUPPRESS)
+    p.add_argument("--cores", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--result", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.trials < 1 or args.repeats < 1:
+        p.error("--trials and --repeats must be >= 1")
+    cores = args.cores or available_cores()
+
+    if args.one:
+        workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-"))
+        out = IN_PROCESS[args.one](args.trials, cores, workdir)
+        text = json.dumps(out, default=str)
+        if args.result:
+            Path(args.result).write_text(text)
+        else:
+            print(text)
+        return 0
+
+    try:
+        rep = benchmark(args.trials, args.repeats, cores)
+    except ChildFailed as e:
+        print(f"error: a benchmark child failed: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(rep, indent=2, default=str))
+    else:
+        print_report(rep)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

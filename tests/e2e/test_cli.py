@@ -1,0 +1,69 @@
+"""The real CLI in subprocesses: each example spec end to end, help, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = sorted((ROOT / "search_spaces").glob("*.yaml"))
+
+
+def tunehouse(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tunehouse", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+def test_example_spec_runs_end_to_end(spec, tmp_path):
+    proc = tunehouse("run", str(spec), "--catalog", str(tmp_path), "--num-samples", "3", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["trials"] and not [t for t in result["trials"] if t["status"] != "terminated"]
+    best = result["best"]
+    assert result["objective"] in best["metrics"]
+    assert best["usage"]["wall_s"] > 0 and best["usage"]["node_id"]
+    assert Path(best["checkpoint"]).is_dir()
+    assert str(tmp_path) in best["checkpoint"]
+
+
+@pytest.mark.slow
+def test_quickstart_prints_the_best_trial(tmp_path):
+    proc = tunehouse("run", "search_spaces/quickstart.yaml", "--catalog", str(tmp_path), "--num-samples", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "best trial" in proc.stdout and "roc_auc:" in proc.stdout and "param max_depth" in proc.stdout
+    assert "test roc_auc" in proc.stdout
+
+
+def test_help_lists_every_command_and_each_has_help():
+    out = tunehouse("--help")
+    assert out.returncode == 0
+    commands = ["run", "validate", "schema"]
+    for cmd in commands:
+        assert cmd in out.stdout
+        sub = tunehouse(cmd, "--help")
+        assert sub.returncode == 0 and "usage: tunehouse " + cmd in sub.stdout
+
+
+def test_run_with_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "search_spaces/quickstart.yaml").read_text().replace("n_estimators:", "n_estimator:"))
+    cat = tmp_path / "catalog"
+    proc = tunehouse("run", str(bad), "--catalog", str(cat))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}:")
+    assert "space.n_estimator" in lines[0] and "did you mean 'n_estimators'" in lines[0]
+    assert not cat.exists()
+
+
+def test_run_missing_file_exits_2():
+    proc = tunehouse("run", "no/such/spec.yaml")
+    assert proc.returncode == 2 and "no such file" in proc.stderr

@@ -1,0 +1,87 @@
+"""Searches on a real embedded Ray (one per test session)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+
+import pytest
+from conftest import SPECS, base_spec
+
+from tunehouse.driver import run
+from tunehouse.space import contains, grid_points
+from tunehouse.spec import load_spec
+
+pytestmark = pytest.mark.slow
+
+
+def test_grid_runs_exactly_the_product(ray_session, tmp_path):
+    spec = load_spec(SPECS / "diabetes_linear_grid.yaml")
+    result = run(spec, storage=tmp_path)
+    expected = grid_points(spec.space)
+    got = sorted((t.params["alpha"], t.params["l1_ratio"], t.params["fit_intercept"]) for t in result.trials)
+    assert len(result.trials) == len(expected) == 24
+    assert got == sorted((p["alpha"], p["l1_ratio"], p["fit_intercept"]) for p in expected)
+    assert result.best.metrics["rmse"] == min(t.metrics["rmse"] for t in result.trials)
+    assert set(result.test_metrics) == {"rmse", "mae", "r2"}
+
+
+def _configs(result):
+    return sorted(tuple(sorted(t.params.items())) for t in result.trials)
+
+
+def test_random_search_is_seeded(ray_session, tmp_path, write_spec):
+    space = {"max_depth": {"type": "int", "low": 1, "high": 30},
+             "min_samples_split": {"type": "uniform", "low": 0.01, "high": 0.5}}
+    a = run(load_spec(write_spec(base_spec(seed=5, space=space), "a.yaml")), storage=tmp_path)
+    b = run(load_spec(write_spec(base_spec(seed=5, space=space), "b.yaml")), storage=tmp_path)
+    c = run(load_spec(write_spec(base_spec(seed=6, space=space), "c.yaml")), storage=tmp_path)
+    assert len(a.trials) == 4
+    assert _configs(a) == _configs(b)
+    assert _configs(a) != _configs(c)
+
+
+def test_bayes_stays_in_bounds_and_improves(ray_session, tmp_path, write_spec):
+    spec = load_spec(write_spec(base_spec(
+        model="helpers.objectives:quadratic",
+        metrics=[{"name": "loss", "mode": "min"}],
+        search={"algorithm": "bayes", "sampler": "tpe", "num_samples": 40, "max_concurrent": 1},
+        space={"x": {"type": "uniform", "low": -10, "high": 10},
+               "y": {"type": "uniform", "low": -10, "high": 10}},
+    )))
+    result = run(spec, storage=tmp_path)
+    assert len(result.trials) == 40
+    assert all(contains(spec.space, t.params) for t in result.trials)
+    losses = [t.metrics["loss"] for t in sorted(result.trials, key=lambda t: t.started_at)]
+    # TPE's first 10 trials are random; the model-guided ones must do better
+    assert statistics.median(losses[-15:]) < statistics.median(losses[:10])
+    assert result.best.metrics["loss"] < 2.0
+
+
+def test_usage_is_recorded_per_trial(ray_session, tmp_path):
+    spec = load_spec(SPECS / "quickstart.yaml")
+    spec.search.num_samples = 4
+    result = run(spec, storage=tmp_path)
+    node_ids = {n["NodeID"] for n in ray_session.nodes() if n["Alive"]}
+    for t in result.trials:
+        u = t.usage
+        assert 0 < u["wall_s"] < 60
+        assert 0 < u["cpu_s"] < 4 * u["wall_s"] + 1
+        assert 50 < u["peak_rss_mb"] < 8000
+        assert u["node_id"] in node_ids
+        assert u["pid"] > 0 and u["pid"] != os.getpid()  # measured in the worker
+        assert t.checkpoint and os.path.exists(os.path.join(t.checkpoint, "model.pkl"))
+
+
+def test_failing_trials_are_recorded_and_the_search_goes_on(ray_session, tmp_path, write_spec):
+    spec = load_spec(write_spec(base_spec(
+        model="helpers.objectives:fails_when_big",
+        metrics=[{"name": "loss", "mode": "min"}],
+        search={"algorithm": "grid"},
+        space={"x": {"type": "grid", "values": [1, 3, 7, 9]}},
+    )))
+    result = run(spec, storage=tmp_path)
+    by_x = {t.params["x"]: t for t in result.trials}
+    assert {x: t.status for x, t in by_x.items()} == {1: "terminated", 3: "terminated", 7: "error", 9: "error"}
+    assert "ValueError: x too big: 7" in by_x[7].error
+    assert result.best.params["x"] == 1
