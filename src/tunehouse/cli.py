@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tunehouse.spec import _line_for, _line_map
 
     try:
-        result = run(spec, address=args.address, storage=args.catalog)
+        result = run(spec, address=args.address, catalog=args.catalog)
     except SpecError as e:
         if e.file is None:  # found while loading data or the model: point at the spec
             raise SpecError(e.reason, file=args.spec, field=e.field,

@@ -15,7 +15,6 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunehouse.errors import RunError
@@ -51,6 +50,9 @@ class TrialRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    iterations: int | None = None
+    best_metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     started_at: float | None = None
     ended_at: float | None = None
@@ -66,6 +68,7 @@ class RunResult:
     objective: str
     mode: str
     dataset_fingerprint: str
+    catalog: str
     storage_path: str
     trials: list[TrialRecord]
     best: TrialRecord | None
@@ -189,7 +192,7 @@ def run(
     spec: Spec,
     *,
     address: str | None = None,
-    storage: str | os.PathLike[str] | None = None,
+    catalog: str | os.PathLike[str] | None = None,
     experiment_id: str | None = None,
     callbacks: list[Any] | None = None,
 ) -> RunResult:
@@ -199,7 +202,9 @@ def run(
         spec: a validated spec (``load_spec``).
         address: a Ray cluster to attach to (``auto``, ``ray://host:10001``); default: start
             an embedded Ray sized to this machine (or join ``RAY_ADDRESS`` when set).
-        storage: where checkpoints go (a folder or ``s3://``); default ``./tunehouse-catalog``.
+        catalog: the catalog (a folder or ``s3://bucket/prefix``); default ``$TUNEHOUSE_CATALOG``
+            or ``./tunehouse-catalog``. Trials are recorded as they finish; checkpoints go to
+            ``<catalog>/checkpoints``.
         experiment_id: fix the id (default: ``<name>-<utc time>-<random>``).
         callbacks: extra Ray Tune callbacks (the catalog writer is one).
 
@@ -232,17 +237,25 @@ def run(
     prepared = _Background(prepare)
     try:
         connect(address, [str(spec.base_dir), os.getcwd()])
-        import ray.tune  # noqa: F401  (while the data loads)
+        import ray.tune
     finally:
         dataset, splits, payload = prepared.result()  # bad input wins over a Ray failure
-    exp_id = experiment_id or new_experiment_id(spec.name)
-    storage_path = _storage_path(storage)
-
     from ray import tune
+
+    from tunehouse.catalog import CatalogWriter, ExperimentRecorder, open_storage
+    from tunehouse.provenance import environment
+
+    exp_id = experiment_id or new_experiment_id(spec.name)
+    store = open_storage(catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG))
+    storage_path, storage_fs = _checkpoint_storage(store)
+    recorder = ExperimentRecorder(
+        CatalogWriter(store, exp_id), spec=spec, dataset=dataset,
+        environment=environment(spec.base_dir),
+    )
 
     from tunehouse.trainable import tune_trainable
 
-    collector = TrialCollector()
+    collector = TrialCollector(recorder)
     search_alg, param_space = make_search(spec)
     resources = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
     tuner = tune.Tuner(
@@ -263,22 +276,34 @@ def run(
         run_config=tune.RunConfig(
             name=exp_id,
             storage_path=storage_path,
+            storage_filesystem=storage_fs,
             verbose=0,
             callbacks=[collector, *(callbacks or [])],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=0),
         ),
     )
+    import ray
+
+    recorder.start(cluster_cpus=float(_cluster_cpus()), cluster_nodes=sum(1 for n in ray.nodes() if n["Alive"]))
     try:
         tuner.fit()
+        trials = collector.records
+        best = pick_best(trials, spec.objective.name, spec.mode)
+        if best is None and trials:
+            first_error = next((t.error for t in trials if t.error), "no metric reported")
+            raise RunError(f"all {len(trials)} trials failed; first error: {first_error}")
+        test_metrics = _test_score(spec, payload, splits, best) if best is not None else {}
+    except KeyboardInterrupt:
+        recorder.finish("interrupted")
+        raise
+    except RunError as e:
+        recorder.finish("failed", error=str(e))
+        raise
     except Exception as e:
+        recorder.finish("failed", error=f"{type(e).__name__}: {e}")
         raise RunError(f"the search failed: {e}") from e
-    trials = collector.records
-    best = pick_best(trials, spec.objective.name, spec.mode)
-    if best is None and trials:
-        first_error = next((t.error for t in trials if t.error), "no metric reported")
-        raise RunError(f"all {len(trials)} trials failed; first error: {first_error}")
-    test_metrics = _test_score(spec, payload, splits, best) if best is not None else {}
+    recorder.finish("completed", test_metrics=test_metrics)
     return RunResult(
         experiment_id=exp_id,
         name=spec.name,
@@ -286,7 +311,8 @@ def run(
         objective=spec.objective.name,
         mode=spec.mode,
         dataset_fingerprint=dataset.fingerprint,
-        storage_path=os.path.join(storage_path, exp_id) if "://" not in storage_path else f"{storage_path}/{exp_id}",
+        catalog=store.uri,
+        storage_path=store.full_uri(f"checkpoints/{exp_id}"),
         trials=trials,
         best=best,
         test_metrics=test_metrics,
@@ -295,13 +321,15 @@ def run(
     )
 
 
-def _storage_path(storage: str | os.PathLike[str] | None) -> str:
-    s = str(storage) if storage is not None else os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG)
-    if "://" in s:
-        return s.rstrip("/") + "/checkpoints"
-    p = Path(s).expanduser().resolve() / "checkpoints"
-    p.mkdir(parents=True, exist_ok=True)
-    return str(p)
+def _checkpoint_storage(store) -> tuple[str, Any]:
+    """Ray Tune's storage: ``<catalog>/checkpoints``, on the catalog's filesystem."""
+    from tunehouse.catalog import LocalStorage
+
+    if isinstance(store, LocalStorage):
+        p = store.root / "checkpoints"
+        p.mkdir(parents=True, exist_ok=True)
+        return str(p), None
+    return store.fs_path("checkpoints"), store.filesystem
 
 
 def pick_best(trials: list[TrialRecord], metric: str, mode: str) -> TrialRecord | None:
@@ -364,17 +392,45 @@ def _make_collector():
     class _Collector(Callback):
         """Keeps a ``TrialRecord`` per finished trial (the catalog writer's seam)."""
 
-        def __init__(self) -> None:
+        def __init__(self, recorder) -> None:
+            self.recorder = recorder
             self.records: list[TrialRecord] = []
             self._started: dict[str, float] = {}
+            self._best: dict[str, dict[str, float]] = {}
+
+        def __getstate__(self):
+            # Tune pickles callbacks with its experiment state; the live writer (locks, open
+            # buffers) stays with this driver. Resume rebuilds from the catalog instead.
+            return {}
+
+        def __setstate__(self, state):
+            self.__init__(None)
+
+        def on_step_begin(self, iteration, trials, **info):
+            self.recorder.writer.maybe_flush()
 
         def on_trial_start(self, iteration, trials, trial, **info):
             self._started[trial.trial_id] = time.time()
+            self.recorder.trial_started(trial.trial_id, dict(trial.config), self._started[trial.trial_id])
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            metrics, _ = _split_result(result)
+            self.recorder.trial_result(trial.trial_id, int(result.get("training_iteration", 1)), metrics)
+            best = self._best.setdefault(trial.trial_id, {})
+            for k, v in metrics.items():
+                mode = _mode_of(k, self.recorder.spec)
+                if k not in best or (v > best[k] if mode == "max" else v < best[k]):
+                    best[k] = v
+
+        def _finish(self, record: TrialRecord) -> None:
+            self.records.append(record)
+            self.recorder.trial_finished(record)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             metrics, usage = _split_result(trial.last_result or {})
             ckpt = trial.checkpoint
-            self.records.append(
+            last = trial.last_result or {}
+            self._finish(
                 TrialRecord(
                     trial_id=trial.trial_id,
                     status="terminated",
@@ -382,6 +438,9 @@ def _make_collector():
                     metrics=metrics,
                     usage=usage,
                     checkpoint=ckpt.path if ckpt is not None else None,
+                    checkpoint_sha256=last.get("checkpoint_sha256"),
+                    iterations=last.get("training_iteration"),
+                    best_metrics=self._best.pop(trial.trial_id, {}),
                     started_at=self._started.get(trial.trial_id),
                     ended_at=time.time(),
                 )
@@ -398,7 +457,7 @@ def _make_collector():
                     text = trial.get_error()
             except Exception:  # storage may be gone; the status is what matters
                 pass
-            self.records.append(
+            self._finish(
                 TrialRecord(
                     trial_id=trial.trial_id,
                     status="error",
@@ -406,16 +465,28 @@ def _make_collector():
                     metrics=metrics,
                     usage=usage,
                     error=_error_line(text),
+                    iterations=(trial.last_result or {}).get("training_iteration"),
+                    best_metrics=self._best.pop(trial.trial_id, {}),
                     started_at=self._started.get(trial.trial_id),
                     ended_at=time.time(),
                 )
             )
 
-    return _Collector()
+    return _Collector
 
 
-def TrialCollector():  # noqa: N802  (a factory: ray.tune is imported only once Ray is up)
-    return _make_collector()
+def _mode_of(metric: str, spec: Spec) -> str:
+    from tunehouse.models import METRICS, metric_mode
+
+    for m in spec.metrics:
+        if m.name == metric:
+            return metric_mode(m)
+    known = METRICS.get(metric.removesuffix("_std"))
+    return "max" if known is None or known.greater_is_better else "min"
+
+
+def TrialCollector(recorder):
+    return _make_collector()(recorder)
 
 
 def shutdown() -> None:

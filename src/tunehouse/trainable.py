@@ -6,6 +6,7 @@ the resource meter and Tune's report/checkpoint calls. Nothing here writes the c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -122,11 +123,14 @@ def run_trial(params: dict[str, Any], p: TrialPayload) -> tuple[dict[str, Any], 
     return {**outcome.metrics, **meter.usage.as_metrics()}, outcome.model
 
 
-def save_model(model: Any, params: dict[str, Any], folder: str) -> None:
+def save_model(model: Any, params: dict[str, Any], folder: str) -> str:
+    """Write the checkpoint; return the SHA-256 of the model file (recorded in the catalog)."""
+    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     with open(os.path.join(folder, MODEL_FILE), "wb") as f:
-        pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.write(data)
     with open(os.path.join(folder, PARAMS_FILE), "w") as f:
         json.dump(params, f, default=str)
+    return hashlib.sha256(data).hexdigest()
 
 
 def load_model(folder: str) -> Any:
@@ -143,5 +147,5 @@ def tune_trainable(config: dict[str, Any], payload: TrialPayload) -> None:
         tune.report(metrics)
         return
     with tempfile.TemporaryDirectory(prefix="tunehouse-ckpt-") as d:
-        save_model(model, config, d)
+        metrics["checkpoint_sha256"] = save_model(model, config, d)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))

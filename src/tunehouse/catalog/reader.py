@@ -1,0 +1,322 @@
+"""Reading the catalog: pandas / pyarrow / DuckDB SQL. Never imports Ray.
+
+Readers tolerate what a crash or a stranger may leave behind: temporary files are never
+listed, and a truncated or foreign part is skipped with a warning (``check()`` reports it).
+Every table is deduplicated to the latest row per key, so a replayed or compacted experiment
+never shows a row twice.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tunehouse.catalog.schema import KEYS, SCHEMAS, TABLES, decode_params
+from tunehouse.catalog.storage import CatalogError, PartInfo, Storage, open_storage
+from tunehouse.catalog.writer import HEARTBEAT_STALE_S, parquet_bytes, part_name
+
+_MAGIC = b"PAR1"
+
+
+class CatalogWarning(UserWarning):
+    """A part file was skipped (truncated, foreign or unreadable)."""
+
+
+@dataclass
+class Problem:
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class Catalog:
+    """A catalog root (local folder or ``s3://bucket/prefix``).
+
+    >>> cat = Catalog("tunehouse-catalog")
+    >>> cat.experiments()            # one row per experiment, latest state
+    >>> cat.trials("quickstart-...") # wide: a column per param and metric
+    >>> cat.sql("select * from trials order by objective_value desc limit 10")
+    """
+
+    def __init__(self, uri: str | os.PathLike[str] | Storage | None = None) -> None:
+        if uri is None:
+            uri = os.environ.get("TUNEHOUSE_CATALOG", "tunehouse-catalog")
+        self.storage = uri if isinstance(uri, Storage) else open_storage(uri)
+        self.uri = self.storage.uri
+
+    # -- raw tables -------------------------------------------------------------------------
+    def _prefix(self, table: str, experiment_id: str | None) -> str:
+        return f"{table}/experiment={experiment_id}/" if experiment_id else f"{table}/"
+
+    def parts(self, table: str, experiment_id: str | None = None) -> list[PartInfo]:
+        return self.storage.list_parts(self._prefix(table, experiment_id))
+
+    def _read_part(self, part: PartInfo, table: str) -> pa.Table | None:
+        try:
+            t = pq.read_table(self.storage.fs_path(part.path), filesystem=self.storage.filesystem)
+        except Exception as e:  # truncated, not Parquet, unreadable
+            warnings.warn(f"skipping {part.path}: {str(e).splitlines()[0]}", CatalogWarning, stacklevel=3)
+            return None
+        missing = [k for k in (*KEYS[table], "updated_at") if k not in t.column_names]
+        if missing:
+            warnings.warn(f"skipping {part.path}: not a tunehouse {table} part (no {missing[0]})",
+                          CatalogWarning, stacklevel=3)
+            return None
+        return _conform(t, SCHEMAS[table])
+
+    def table(self, table: str, experiment_id: str | None = None, *, latest: bool = True) -> pa.Table:
+        """One table as Arrow, latest row per key (``latest=False``: every version)."""
+        if table not in SCHEMAS:
+            raise CatalogError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
+        parts = self.parts(table, experiment_id)
+        if len(parts) > 4:
+            with ThreadPoolExecutor(max_workers=8) as ex:
+                tables = list(ex.map(lambda p: self._read_part(p, table), parts))
+        else:
+            tables = [self._read_part(p, table) for p in parts]
+        tables = [t for t in tables if t is not None and t.num_rows]
+        if not tables:
+            return SCHEMAS[table].empty_table()
+        out = pa.concat_tables(tables)
+        return _latest(out, KEYS[table]) if latest else out
+
+    # -- pandas views ---------------------------------------------------------------------
+    def experiments(self) -> pd.DataFrame:
+        """Every experiment, its latest state; ``status`` says ``interrupted`` for a dead driver."""
+        df = self.table("experiments").to_pandas()
+        if df.empty:
+            return df
+        df["status"] = [infer_status(r) for r in df.to_dict("records")]
+        df["duration_s"] = [
+            ((r["ended_at"] or r["heartbeat_at"]) - r["started_at"]).total_seconds()
+            if r["started_at"] is not None and (r["ended_at"] or r["heartbeat_at"]) is not None
+            else None
+            for r in df.to_dict("records")
+        ]
+        return df.sort_values("started_at", ascending=False, ignore_index=True)
+
+    def experiment(self, experiment: str) -> dict[str, Any]:
+        """One experiment's latest row, by id or by name (the newest of that name)."""
+        df = self.experiments()
+        if df.empty:
+            raise CatalogError(f"no experiments in {self.uri}")
+        hit = df[df.experiment_id == experiment]
+        if hit.empty:
+            hit = df[df.name == experiment]
+        if hit.empty:
+            hit = df[df.experiment_id.str.startswith(experiment)]
+        if hit.empty:
+            from tunehouse.errors import did_you_mean
+
+            raise CatalogError(
+                f"no experiment {experiment!r} in {self.uri}"
+                f"{did_you_mean(experiment, list(df.experiment_id) + list(df.name))}"
+            )
+        return hit.iloc[0].to_dict()
+
+    def trials(self, experiment: str, *, raw: bool = False) -> pd.DataFrame:
+        """One experiment's trials, wide: a column per param and per metric (plus the core columns)."""
+        exp = self.experiment(experiment)
+        t = self.table("trials", exp["experiment_id"])
+        df = t.to_pandas()
+        if raw or df.empty:
+            return df
+        return widen(df)
+
+    def iterations(self, experiment: str) -> pd.DataFrame:
+        exp = self.experiment(experiment)
+        df = self.table("iterations", exp["experiment_id"]).to_pandas()
+        if df.empty:
+            return df
+        metrics = pd.DataFrame([dict(m) for m in df.pop("metrics")], index=df.index)
+        return pd.concat([df, metrics], axis=1).sort_values(["trial_id", "iteration"], ignore_index=True)
+
+    def best(self, experiment: str, metric: str | None = None, mode: str | None = None) -> dict[str, Any]:
+        """The best finished trial of an experiment by its objective (or ``metric``)."""
+        exp = self.experiment(experiment)
+        metric = metric or exp["objective"]
+        if mode is None:
+            if metric == exp["objective"]:
+                mode = exp["mode"]
+            else:
+                from tunehouse.models import METRICS
+
+                known = METRICS.get(metric)
+                mode = "max" if known is None or known.greater_is_better else "min"
+        df = self.trials(exp["experiment_id"])
+        if df.empty or metric not in df.columns:
+            raise CatalogError(f"experiment {exp['experiment_id']} has no trial with metric {metric!r}")
+        ok = df[(df.status == "terminated") & df[metric].notna()]
+        if ok.empty:
+            raise CatalogError(f"experiment {exp['experiment_id']} has no finished trial with {metric!r}")
+        row = ok.loc[ok[metric].idxmax() if mode == "max" else ok[metric].idxmin()]
+        return {**row.to_dict(), "metric": metric, "mode": mode, "experiment_id": exp["experiment_id"]}
+
+    # -- SQL ------------------------------------------------------------------------------------
+    def sql(self, query: str):
+        """Run DuckDB SQL over views ``experiments``, ``trials``, ``iterations`` (latest rows).
+
+        Returns a DuckDB relation (``.df()``, ``.arrow()``, ``.fetchall()``).
+        """
+        import duckdb
+
+        con = duckdb.connect()
+        for name in TABLES:
+            arrow = self.table(name)
+            con.register(f"_{name}", arrow)
+            con.execute(f"create view {name} as select * from _{name}")
+        con.register("_experiments_status", self.experiments()[["experiment_id", "status"]]
+                     if self.parts("experiments") else pd.DataFrame({"experiment_id": [], "status": []}))
+        try:
+            return con.sql(query)
+        except duckdb.Error as e:
+            raise CatalogError(f"SQL error: {str(e).splitlines()[0]}") from None
+
+    # -- maintenance --------------------------------------------------------------------------
+    def check(self) -> list[Problem]:
+        """Every file a reader would skip or that does not belong, with the reason."""
+        problems: list[Problem] = []
+        for table in TABLES:
+            for f in self.storage.list_files(f"{table}/"):
+                name = os.path.basename(f.path)
+                if name.startswith(".tmp-"):
+                    problems.append(Problem(f.path, "temporary file left by an interrupted write"))
+                    continue
+                if not name.endswith(".parquet") or name.startswith((".", "_")):
+                    problems.append(Problem(f.path, "not a catalog part (foreign file)"))
+                    continue
+                reason = self._verify(f, table)
+                if reason:
+                    problems.append(Problem(f.path, reason))
+        return problems
+
+    def _verify(self, part: PartInfo, table: str) -> str | None:
+        if part.size < 12:
+            return f"truncated ({part.size} bytes)"
+        try:
+            data = self.storage.read(part.path)
+            if data[:4] != _MAGIC or data[-4:] != _MAGIC:
+                return "truncated or not Parquet (no PAR1 footer)"
+            t = pq.read_table(pa.BufferReader(data))
+        except Exception as e:
+            return f"unreadable: {str(e).splitlines()[0]}"
+        missing = [k for k in (*KEYS[table], "updated_at") if k not in t.column_names]
+        if missing:
+            return f"foreign Parquet file (no column {missing[0]!r})"
+        return None
+
+    def compact(self, experiment: str, *, force: bool = False) -> dict[str, tuple[int, int]]:
+        """Rewrite a finished experiment's partitions as one part per table.
+
+        The new part (latest rows only) is written atomically before the old parts are
+        deleted; in between a reader sees each row twice on disk, and its latest-row dedup
+        shows it once. Returns ``{table: (parts before, parts after)}``.
+        """
+        exp = self.experiment(experiment)
+        if infer_status(exp) == "running" and not force:
+            raise CatalogError(f"experiment {exp['experiment_id']} is still running; compact it when it ends")
+        out = {}
+        for table in TABLES:
+            parts = self.parts(table, exp["experiment_id"])
+            if len(parts) <= 1:
+                out[table] = (len(parts), len(parts))
+                continue
+            merged = self.table(table, exp["experiment_id"])
+            self.storage.write_atomic(part_name(table, exp["experiment_id"]), parquet_bytes(merged))
+            for p in parts:
+                self.storage.delete(p.path)
+            out[table] = (len(parts), 1)
+        return out
+
+
+def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast a part to the current schema: columns added later read as nulls (additive changes)."""
+    cols = []
+    for f in schema:
+        if f.name in t.column_names:
+            col = t.column(f.name)
+            cols.append(col if col.type == f.type else col.cast(f.type))
+        else:
+            cols.append(pa.nulls(t.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _latest(t: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+    """Keep the row with the greatest ``updated_at`` for each key (vectorised)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n = t.num_rows
+    if n <= 1:
+        return t
+    t2 = t.append_column("__i", pa.array(np.arange(n), pa.int64()))
+    order = t2.sort_by([(k, "ascending") for k in keys] + [("updated_at", "descending"), ("__i", "descending")])
+    first = np.zeros(n, dtype=bool)
+    first[0] = True
+    for k in keys:
+        c = order.column(k).combine_chunks()
+        diff = pc.fill_null(pc.not_equal(c.slice(1), c.slice(0, n - 1)), True)
+        first[1:] |= diff.to_numpy(zero_copy_only=False)
+    return order.filter(pa.array(first)).drop_columns(["__i"])
+
+
+def widen(df: pd.DataFrame) -> pd.DataFrame:
+    """Core columns, then one column per param and per metric."""
+    params = pd.DataFrame([decode_params(p) for p in df["params"]], index=df.index)
+    metrics = pd.DataFrame([dict(m or []) for m in df["metrics"]], index=df.index)
+    core = df.drop(columns=["params", "params_num", "metrics", "best_metrics"])
+    clash = set(params.columns) & (set(metrics.columns) | set(core.columns))
+    params = params.rename(columns={c: f"param_{c}" for c in clash})
+    clash = set(metrics.columns) & set(core.columns)
+    metrics = metrics.rename(columns={c: f"metric_{c}" for c in clash})
+    out = pd.concat([core[["experiment_id", "trial_id", "status"]], params, metrics,
+                     core.drop(columns=["experiment_id", "trial_id", "status"])], axis=1)
+    out.attrs["params"] = list(params.columns)
+    out.attrs["metrics"] = list(metrics.columns)
+    return out.sort_values("trial_id", ignore_index=True)
+
+
+def infer_status(row: dict[str, Any]) -> str:
+    """``running`` rows whose driver is gone read as ``interrupted``."""
+    status = row.get("status")
+    if status != "running":
+        return status
+    host, pid = row.get("driver_host"), row.get("driver_pid")
+    if host == socket.gethostname() and pid and not _alive(int(pid), row.get("started_at")):
+        return "interrupted"
+    beat = row.get("heartbeat_at")
+    if beat is not None and not (isinstance(beat, float) and math.isnan(beat)):
+        if datetime.now(timezone.utc) - _aware(beat) > timedelta(seconds=HEARTBEAT_STALE_S):
+            return "interrupted"
+    return "running"
+
+
+def _aware(t: Any) -> datetime:
+    if isinstance(t, pd.Timestamp):
+        t = t.to_pydatetime()
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _alive(pid: int, started_at: Any) -> bool:
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        if started_at is not None:
+            # a recycled pid belongs to a process created after our driver started
+            return p.create_time() <= _aware(started_at).timestamp() + 1.0
+        return p.is_running()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False

@@ -1,0 +1,147 @@
+"""The catalog's tables: Arrow schemas, the schema version and row builders.
+
+Changes are additive only: a new column is appended and readers fill it with nulls for old
+parts, so a catalog written by any earlier version stays readable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+TABLES = ("experiments", "trials", "iterations")
+
+_ts = pa.timestamp("us", tz="UTC")
+_num_map = pa.map_(pa.string(), pa.float64())
+_str_map = pa.map_(pa.string(), pa.string())
+
+EXPERIMENTS = pa.schema(
+    [
+        ("schema_version", pa.int16()),
+        ("experiment_id", pa.string()),
+        ("name", pa.string()),
+        ("status", pa.string()),  # running | completed | failed | interrupted | stopped
+        ("task", pa.string()),
+        ("algorithm", pa.string()),
+        ("sampler", pa.string()),
+        ("objective", pa.string()),
+        ("mode", pa.string()),
+        ("num_samples", pa.int64()),
+        ("seed", pa.int64()),
+        ("spec_text", pa.string()),
+        ("spec_hash", pa.string()),
+        ("dataset_fingerprint", pa.string()),
+        ("dataset_source", pa.string()),
+        ("environment", _str_map),  # python, packages, git commit, host, platform
+        ("cluster_cpus", pa.float64()),
+        ("cluster_nodes", pa.int64()),
+        ("driver_host", pa.string()),
+        ("driver_pid", pa.int64()),
+        ("best_trial_id", pa.string()),
+        ("best_value", pa.float64()),
+        ("trials_done", pa.int64()),
+        ("trials_failed", pa.int64()),
+        ("test_metrics", _num_map),
+        ("error", pa.string()),
+        ("started_at", _ts),
+        ("ended_at", _ts),
+        ("heartbeat_at", _ts),
+        ("updated_at", _ts),
+    ]
+)
+
+TRIALS = pa.schema(
+    [
+        ("schema_version", pa.int16()),
+        ("experiment_id", pa.string()),
+        ("trial_id", pa.string()),
+        ("status", pa.string()),  # running | terminated | error | early_stopped
+        ("params", _str_map),  # name -> JSON value (exact types survive)
+        ("params_num", _num_map),  # numeric params, for SQL: params_num['max_depth'] > 3
+        ("metrics", _num_map),  # final metrics
+        ("best_metrics", _num_map),  # best value of each metric over the trial's reports
+        ("objective", pa.string()),
+        ("objective_value", pa.float64()),
+        ("mode", pa.string()),
+        ("iterations", pa.int64()),
+        ("wall_s", pa.float64()),
+        ("cpu_s", pa.float64()),
+        ("cpu_user_s", pa.float64()),
+        ("cpu_sys_s", pa.float64()),
+        ("peak_rss_mb", pa.float64()),
+        ("cpus", pa.float64()),
+        ("gpus", pa.float64()),
+        ("node_id", pa.string()),
+        ("node_ip", pa.string()),
+        ("hostname", pa.string()),
+        ("pid", pa.int64()),
+        ("error", pa.string()),
+        ("checkpoint_uri", pa.string()),  # relative to the catalog root
+        ("checkpoint_sha256", pa.string()),
+        ("seed", pa.int64()),
+        ("dataset_fingerprint", pa.string()),
+        ("started_at", _ts),
+        ("ended_at", _ts),
+        ("updated_at", _ts),
+    ]
+)
+
+ITERATIONS = pa.schema(
+    [
+        ("schema_version", pa.int16()),
+        ("experiment_id", pa.string()),
+        ("trial_id", pa.string()),
+        ("iteration", pa.int64()),
+        ("metrics", _num_map),
+        ("updated_at", _ts),
+    ]
+)
+
+SCHEMAS = {"experiments": EXPERIMENTS, "trials": TRIALS, "iterations": ITERATIONS}
+#: The key of each table: readers keep the row with the latest ``updated_at`` per key.
+KEYS = {
+    "experiments": ("experiment_id",),
+    "trials": ("experiment_id", "trial_id"),
+    "iterations": ("experiment_id", "trial_id", "iteration"),
+}
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def ts(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+
+
+def encode_params(params: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, float]]]:
+    """Params as (name, JSON) pairs, plus the numeric ones as floats for SQL."""
+    as_json = [(k, json.dumps(v, default=str)) for k, v in params.items()]
+    numeric = [
+        (k, float(v))
+        for k, v in params.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    ]
+    return as_json, numeric
+
+
+def decode_params(pairs: list[tuple[str, str]] | None) -> dict[str, Any]:
+    return {k: json.loads(v) for k, v in (pairs or [])}
+
+
+def num_map(d: dict[str, float] | None) -> list[tuple[str, float]]:
+    return [(k, float(v)) for k, v in (d or {}).items() if isinstance(v, (int, float))]
+
+
+def to_table(table: str, rows: list[dict[str, Any]]) -> pa.Table:
+    schema = SCHEMAS[table]
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    for r in rows:
+        r.setdefault("schema_version", SCHEMA_VERSION)
+    cols["schema_version"] = [SCHEMA_VERSION] * len(rows)
+    return pa.Table.from_pydict(cols, schema=schema)

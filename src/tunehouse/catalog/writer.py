@@ -1,0 +1,250 @@
+"""Append-only, buffered writer of one experiment's rows.
+
+Rows are buffered and written as new part files (by count and by time), never rewritten:
+``<table>/experiment=<id>/part-<utc time>-<uuid>.parquet``. A status change appends a newer
+row; readers keep the latest per key. Files grow with flushes, not with trials, and the
+driver's memory stays flat in the number of trials (only the unflushed buffer is held).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from tunehouse.catalog.schema import (
+    encode_params,
+    now,
+    num_map,
+    to_table,
+    ts,
+)
+from tunehouse.catalog.storage import Storage, open_storage
+
+#: A running experiment refreshes its row this often; readers call it interrupted when the
+#: heartbeat is older than HEARTBEAT_STALE_S (or, on the same host, when its driver is gone).
+HEARTBEAT_S = 30.0
+HEARTBEAT_STALE_S = 120.0
+
+
+def part_name(table: str, experiment_id: str) -> str:
+    stamp = now().strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{table}/experiment={experiment_id}/part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+
+
+def parquet_bytes(table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+class CatalogWriter:
+    """Buffers rows of one experiment and writes them as immutable parts.
+
+    Thread-safe. ``flush()`` writes everything buffered; ``maybe_flush()`` does so when
+    ``flush_rows`` rows are waiting or ``flush_s`` seconds have passed since the last flush.
+    """
+
+    def __init__(
+        self,
+        catalog: str | os.PathLike[str] | Storage,
+        experiment_id: str,
+        *,
+        flush_rows: int = 200,
+        flush_s: float = 2.0,
+    ) -> None:
+        self.storage = catalog if isinstance(catalog, Storage) else open_storage(catalog)
+        self.experiment_id = experiment_id
+        self.flush_rows, self.flush_s = flush_rows, flush_s
+        self._buf: dict[str, list[dict[str, Any]]] = {"experiments": [], "trials": [], "iterations": []}
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self._last_beat = 0.0
+        self.experiment: dict[str, Any] = {}
+        self.parts_written = 0
+
+    # -- rows -----------------------------------------------------------------------------
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        row = dict(row)
+        row.setdefault("experiment_id", self.experiment_id)
+        row.setdefault("updated_at", now())
+        with self._lock:
+            self._buf[table].append(row)
+
+    def set_experiment(self, **fields: Any) -> None:
+        """Append a new version of the experiment row with ``fields`` changed."""
+        self.experiment.update(fields)
+        self.experiment["heartbeat_at"] = now()
+        self.add("experiments", {**self.experiment, "updated_at": now()})
+        self._last_beat = time.monotonic()
+
+    def pending(self) -> int:
+        return sum(len(v) for v in self._buf.values())
+
+    def maybe_flush(self) -> None:
+        t = time.monotonic()
+        if self.experiment and t - self._last_beat >= HEARTBEAT_S:
+            self.set_experiment()
+        n = self.pending()
+        if n and (n >= self.flush_rows or t - self._last_flush >= self.flush_s):
+            self.flush()
+
+    def flush(self) -> int:
+        """Write every buffered row; returns the number of part files written."""
+        with self._lock:
+            buf, self._buf = self._buf, {k: [] for k in self._buf}
+            self._last_flush = time.monotonic()
+        written = 0
+        # trials before the experiment row: a reader that sees the final experiment row
+        # also sees every trial it counts
+        for table in ("iterations", "trials", "experiments"):
+            rows = buf[table]
+            if rows:
+                data = parquet_bytes(to_table(table, rows))
+                self.storage.write_atomic(part_name(table, self.experiment_id), data)
+                written += 1
+        self.parts_written += written
+        return written
+
+
+class ExperimentRecorder:
+    """Turns the driver's events (start, trial start/finish, end) into catalog rows."""
+
+    def __init__(self, writer: CatalogWriter, *, spec: Any, dataset: Any, environment: dict[str, str]):
+        self.writer = writer
+        self.spec = spec
+        self.dataset = dataset
+        self.done = 0
+        self.failed = 0
+        self.best_value: float | None = None
+        self.best_trial: str | None = None
+        self.started = now()
+        writer.experiment = {
+            "experiment_id": writer.experiment_id,
+            "name": spec.name,
+            "status": "running",
+            "task": spec.task,
+            "algorithm": spec.search.algorithm,
+            "sampler": spec.search.sampler if spec.search.algorithm == "bayes" else None,
+            "objective": spec.objective.name,
+            "mode": spec.mode,
+            "num_samples": spec.search.num_samples,
+            "seed": spec.seed,
+            "spec_text": spec.text,
+            "spec_hash": spec.spec_hash,
+            "dataset_fingerprint": dataset.fingerprint,
+            "dataset_source": dataset.source,
+            "environment": sorted(environment.items()),
+            "driver_host": socket.gethostname(),
+            "driver_pid": os.getpid(),
+            "trials_done": 0,
+            "trials_failed": 0,
+            "started_at": self.started,
+        }
+
+    def start(self, cluster_cpus: float, cluster_nodes: int) -> None:
+        self.writer.set_experiment(cluster_cpus=cluster_cpus, cluster_nodes=cluster_nodes)
+        self.writer.flush()  # the experiment is visible as soon as it starts
+
+    def trial_started(self, trial_id: str, params: dict[str, Any], started_at: float) -> None:
+        self.writer.add("trials", self._trial_row(trial_id, "running", params, started_at=started_at))
+
+    def trial_result(self, trial_id: str, iteration: int, metrics: dict[str, float]) -> None:
+        self.writer.add("iterations", {"trial_id": trial_id, "iteration": iteration, "metrics": num_map(metrics)})
+
+    def trial_finished(self, record: Any) -> None:
+        """``record`` is a ``driver.TrialRecord``."""
+        obj = self.spec.objective.name
+        value = record.metrics.get(obj)
+        row = self._trial_row(
+            record.trial_id,
+            record.status,
+            record.params,
+            started_at=record.started_at,
+            ended_at=record.ended_at,
+            metrics=record.metrics,
+            usage=record.usage,
+            error=record.error,
+            checkpoint=record.checkpoint,
+            checkpoint_sha256=record.checkpoint_sha256,
+            iterations=record.iterations,
+            best_metrics=record.best_metrics,
+        )
+        self.writer.add("trials", row)
+        if record.status == "error":
+            self.failed += 1
+        else:
+            self.done += 1
+            if value is not None and value == value:  # not NaN
+                better = self.best_value is None or (
+                    value > self.best_value if self.spec.mode == "max" else value < self.best_value
+                )
+                if better:
+                    self.best_value, self.best_trial = float(value), record.trial_id
+        self.writer.experiment.update(
+            trials_done=self.done, trials_failed=self.failed,
+            best_value=self.best_value, best_trial_id=self.best_trial,
+        )
+        self.writer.maybe_flush()
+
+    def finish(self, status: str, *, test_metrics: dict[str, float] | None = None, error: str | None = None) -> None:
+        self.writer.set_experiment(
+            status=status,
+            ended_at=now(),
+            test_metrics=num_map(test_metrics),
+            error=error,
+        )
+        self.writer.flush()
+
+    def _trial_row(self, trial_id: str, status: str, params: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        as_json, numeric = encode_params(params)
+        usage = kw.get("usage") or {}
+        metrics = kw.get("metrics") or {}
+        obj = self.spec.objective.name
+        checkpoint = kw.get("checkpoint")
+        return {
+            "trial_id": trial_id,
+            "status": status,
+            "params": as_json,
+            "params_num": numeric,
+            "metrics": num_map(metrics),
+            "best_metrics": num_map(kw.get("best_metrics") or metrics),
+            "objective": obj,
+            "objective_value": metrics.get(obj),
+            "mode": self.spec.mode,
+            "iterations": kw.get("iterations"),
+            "wall_s": usage.get("wall_s"),
+            "cpu_s": usage.get("cpu_s"),
+            "cpu_user_s": usage.get("cpu_user_s"),
+            "cpu_sys_s": usage.get("cpu_sys_s"),
+            "peak_rss_mb": usage.get("peak_rss_mb"),
+            "cpus": float(self.spec.resources.cpus),
+            "gpus": float(self.spec.resources.gpus),
+            "node_id": usage.get("node_id") or None,
+            "node_ip": usage.get("node_ip") or None,
+            "hostname": usage.get("hostname") or None,
+            "pid": int(usage["pid"]) if usage.get("pid") else None,
+            "error": kw.get("error"),
+            "checkpoint_uri": self._relative(checkpoint),
+            "checkpoint_sha256": kw.get("checkpoint_sha256"),
+            "seed": self.spec.seed,
+            "dataset_fingerprint": self.dataset.fingerprint,
+            "started_at": ts(kw.get("started_at")),
+            "ended_at": ts(kw.get("ended_at")),
+        }
+
+    def _relative(self, path: str | None) -> str | None:
+        """Checkpoint paths are stored relative to the catalog root, so a catalog can move."""
+        if not path:
+            return None
+        root = self.writer.storage.uri.rstrip("/")
+        for prefix in (root + "/", root.split("://", 1)[-1] + "/"):
+            if path.startswith(prefix):
+                return path[len(prefix):]
+        return path
