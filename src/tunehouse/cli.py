@@ -59,6 +59,49 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("schema", help="print the spec's JSON Schema", description=cmd_schema.__doc__)
     s.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_schema)
+
+    def catalog_cmd(name: str, func: Any, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=func.__doc__)
+        c.add_argument("--catalog", default=None, help="catalog folder or s3:// URI (default ./tunehouse-catalog or $TUNEHOUSE_CATALOG)")
+        c.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+        c.set_defaults(func=func)
+        return c
+
+    e = catalog_cmd("experiments", cmd_experiments, "list the experiments in the catalog")
+    e.add_argument("--json", action="store_true", help="print JSON")
+
+    t = catalog_cmd("trials", cmd_trials, "show an experiment's trials: params, metrics, usage")
+    t.add_argument("experiment", help="experiment id, id prefix or name (newest of that name)")
+    t.add_argument("--sort", default=None, help="sort by this column (default: the objective, best first)")
+    t.add_argument("--where", default=None, help='SQL filter over the columns, e.g. "max_depth > 3"')
+    t.add_argument("--limit", type=int, default=None, help="at most N rows")
+    t.add_argument("--all-columns", action="store_true", help="include every core column")
+    t.add_argument("--json", action="store_true", help="print JSON")
+
+    b = catalog_cmd("best", cmd_best, "print the best trial of an experiment")
+    b.add_argument("experiment", help="experiment id, id prefix or name")
+    b.add_argument("--metric", default=None, help="rank by this metric instead of the objective")
+    b.add_argument("--json", action="store_true", help="print JSON")
+
+    q = catalog_cmd("query", cmd_query, "run DuckDB SQL over the views experiments, trials, iterations")
+    q.add_argument("sql", help="SQL, e.g. \"select name, best_value from experiments\"")
+    fmt = q.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="print CSV")
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+
+    c = sub.add_parser("catalog", help="catalog maintenance: check, compact", description="Catalog maintenance.")
+    csub = c.add_subparsers(title="catalog commands", metavar="COMMAND")
+    for name, func, help_ in [
+        ("check", cmd_catalog_check, "report truncated, foreign or leftover files"),
+        ("compact", cmd_catalog_compact, "rewrite a finished experiment as one file per table"),
+    ]:
+        cc = csub.add_parser(name, help=help_, description=func.__doc__)
+        cc.add_argument("--catalog", default=None, help="catalog folder or s3:// URI")
+        cc.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+        cc.set_defaults(func=func)
+        if name == "compact":
+            cc.add_argument("experiment", nargs="+", help="experiment id(s), prefix or name")
+            cc.add_argument("--force", action="store_true", help="compact even if it looks running")
     return p
 
 
@@ -115,6 +158,122 @@ def _print_run(result: Any) -> None:
               f"peak rss {u.get('peak_rss_mb', 0):.0f} MB, node {str(u.get('node_id', ''))[:12]} pid {u.get('pid')}")
     if b.checkpoint:
         print(f"  checkpoint: {b.checkpoint}")
+    print(f"catalog: {result.catalog}  (tunehouse trials {result.experiment_id} --catalog {result.catalog})")
+
+
+# -- catalog commands ------------------------------------------------------------------
+def _catalog(args: argparse.Namespace):
+    from tunehouse.catalog import Catalog
+
+    return Catalog(args.catalog)
+
+
+def _print_frame(df: Any, *, as_json: bool = False, as_csv: bool = False) -> None:
+    if as_json:
+        print(df.to_json(orient="records", date_format="iso", indent=2, default_handler=str))
+    elif as_csv:
+        print(df.to_csv(index=False), end="")
+    elif df.empty:
+        print("(no rows)")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200,
+                               "display.max_colwidth", 40):
+            print(df.to_string(index=False))
+
+
+def cmd_experiments(args: argparse.Namespace) -> int:
+    """List experiments: name, id, status, algorithm, objective, best value, trials done/failed, start, duration."""
+    df = _catalog(args).experiments()
+    if not df.empty:
+        df = df[["name", "experiment_id", "status", "algorithm", "objective", "mode", "best_value",
+                 "trials_done", "trials_failed", "started_at", "duration_s"]]
+    _print_frame(df, as_json=args.json)
+    return 0
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    """Show an experiment's trials (a column per param and metric) with resource usage."""
+    cat = _catalog(args)
+    exp = cat.experiment(args.experiment)
+    df = cat.trials(exp["experiment_id"])
+    if df.empty:
+        _print_frame(df, as_json=args.json)
+        return 0
+    params, metrics = df.attrs["params"], df.attrs["metrics"]
+    if args.where:
+        df = _where(df, args.where)
+    sort = args.sort or exp["objective"]
+    if sort not in df.columns:
+        from tunehouse.catalog import CatalogError
+        from tunehouse.errors import did_you_mean
+
+        raise CatalogError(f"--sort: no column {sort!r}{did_you_mean(sort, df.columns)}")
+    ascending = exp["mode"] == "min" if sort == exp["objective"] else False
+    df = df.sort_values(sort, ascending=ascending, na_position="last")
+    if args.limit is not None:
+        df = df.head(args.limit)
+    if not args.all_columns and not args.json:
+        df = df[["trial_id", "status", *params, *metrics, "wall_s", "cpu_s", "peak_rss_mb", "node_id", "error"]]
+        df = df.assign(node_id=df.node_id.str[:12])
+    _print_frame(df, as_json=args.json)
+    return 0
+
+
+def _where(df: Any, expr: str) -> Any:
+    import duckdb
+
+    from tunehouse.catalog import CatalogError
+
+    con = duckdb.connect()
+    con.register("t", df.drop(columns=[c for c in df.columns if df[c].dtype == object and c in ("environment",)]))
+    try:
+        keep = con.sql(f"select trial_id from t where {expr}").df()["trial_id"]
+    except duckdb.Error as e:
+        raise CatalogError(f"--where {expr!r}: {str(e).splitlines()[0]}") from None
+    return df[df.trial_id.isin(set(keep))]
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    """Print the best finished trial of an experiment (by its objective and mode, or --metric)."""
+    best = _catalog(args).best(args.experiment, metric=args.metric)
+    if args.json:
+        print(json.dumps(best, indent=2, default=str))
+        return 0
+    print(f"experiment {best['experiment_id']}: best trial {best['trial_id']} by {best['mode']} {best['metric']}")
+    print(f"  {best['metric']}: {best[best['metric']]:.6g}")
+    skip = {"experiment_id", "trial_id", "metric", "mode", "params_num", "schema_version"}
+    for k, v in best.items():
+        if k not in skip and k != best["metric"] and v is not None and str(v) not in ("nan", "NaT", "None"):
+            print(f"  {k}: {v}")
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """Run DuckDB SQL over the catalog's views experiments, trials and iterations (latest rows)."""
+    df = _catalog(args).sql(args.sql).df()
+    _print_frame(df, as_json=args.json, as_csv=args.csv)
+    return 0
+
+
+def cmd_catalog_check(args: argparse.Namespace) -> int:
+    """Check every part file; list truncated, foreign and leftover files (exit 1 if any)."""
+    cat = _catalog(args)
+    problems = cat.check()
+    for p in problems:
+        print(f"{cat.uri}/{p}")
+    print(f"{len(problems)} problem(s) in {cat.uri}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_catalog_compact(args: argparse.Namespace) -> int:
+    """Rewrite finished experiments as one file per table; no query result changes."""
+    cat = _catalog(args)
+    for exp in args.experiment:
+        out = cat.compact(exp, force=args.force)
+        print(exp + ": " + ", ".join(f"{t} {a} -> {b} parts" for t, (a, b) in out.items()))
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
