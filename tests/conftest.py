@@ -14,9 +14,50 @@ TESTS = Path(__file__).resolve().parent
 SPECS = ROOT / "search_spaces"
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
-def ray_session():
-    """A real local Ray (2 CPUs) shared by the tests that run searches."""
+def s3_server():
+    """A real S3-compatible server (moto) on loopback; the AWS variables point at it.
+
+    Yields the endpoint URL. Set before Ray starts so that Ray's workers inherit it too.
+    """
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    from tunehouse.catalog.storage import s3_filesystem
+
+    s3_filesystem().create_dir("tunehouse-test")
+    yield endpoint
+    server.stop()
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def ray_session(s3_server):
+    """A real local Ray (2 CPUs) shared by the tests that run searches (S3 env inherited)."""
     from tunehouse.driver import connect
 
     # Workers import test helpers (training functions) from tests/.

@@ -6,8 +6,8 @@ import os
 import statistics
 
 import pytest
-from conftest import SPECS, base_spec
 
+from conftest import SPECS, base_spec
 from tunehouse.driver import run
 from tunehouse.space import contains, grid_points
 from tunehouse.spec import load_spec
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def test_grid_runs_exactly_the_product(ray_session, tmp_path):
     spec = load_spec(SPECS / "diabetes_linear_grid.yaml")
-    result = run(spec, storage=tmp_path)
+    result = run(spec, catalog=tmp_path)
     expected = grid_points(spec.space)
     got = sorted((t.params["alpha"], t.params["l1_ratio"], t.params["fit_intercept"]) for t in result.trials)
     assert len(result.trials) == len(expected) == 24
@@ -33,9 +33,9 @@ def _configs(result):
 def test_random_search_is_seeded(ray_session, tmp_path, write_spec):
     space = {"max_depth": {"type": "int", "low": 1, "high": 30},
              "min_samples_split": {"type": "uniform", "low": 0.01, "high": 0.5}}
-    a = run(load_spec(write_spec(base_spec(seed=5, space=space), "a.yaml")), storage=tmp_path)
-    b = run(load_spec(write_spec(base_spec(seed=5, space=space), "b.yaml")), storage=tmp_path)
-    c = run(load_spec(write_spec(base_spec(seed=6, space=space), "c.yaml")), storage=tmp_path)
+    a = run(load_spec(write_spec(base_spec(seed=5, space=space), "a.yaml")), catalog=tmp_path)
+    b = run(load_spec(write_spec(base_spec(seed=5, space=space), "b.yaml")), catalog=tmp_path)
+    c = run(load_spec(write_spec(base_spec(seed=6, space=space), "c.yaml")), catalog=tmp_path)
     assert len(a.trials) == 4
     assert _configs(a) == _configs(b)
     assert _configs(a) != _configs(c)
@@ -49,7 +49,7 @@ def test_bayes_stays_in_bounds_and_improves(ray_session, tmp_path, write_spec):
         space={"x": {"type": "uniform", "low": -10, "high": 10},
                "y": {"type": "uniform", "low": -10, "high": 10}},
     )))
-    result = run(spec, storage=tmp_path)
+    result = run(spec, catalog=tmp_path)
     assert len(result.trials) == 40
     assert all(contains(spec.space, t.params) for t in result.trials)
     losses = [t.metrics["loss"] for t in sorted(result.trials, key=lambda t: t.started_at)]
@@ -61,7 +61,7 @@ def test_bayes_stays_in_bounds_and_improves(ray_session, tmp_path, write_spec):
 def test_usage_is_recorded_per_trial(ray_session, tmp_path):
     spec = load_spec(SPECS / "quickstart.yaml")
     spec.search.num_samples = 4
-    result = run(spec, storage=tmp_path)
+    result = run(spec, catalog=tmp_path)
     node_ids = {n["NodeID"] for n in ray_session.nodes() if n["Alive"]}
     for t in result.trials:
         u = t.usage
@@ -80,8 +80,51 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(ray_session, tmp_pat
         search={"algorithm": "grid"},
         space={"x": {"type": "grid", "values": [1, 3, 7, 9]}},
     )))
-    result = run(spec, storage=tmp_path)
+    result = run(spec, catalog=tmp_path)
     by_x = {t.params["x"]: t for t in result.trials}
     assert {x: t.status for x, t in by_x.items()} == {1: "terminated", 3: "terminated", 7: "error", 9: "error"}
     assert "ValueError: x too big: 7" in by_x[7].error
     assert result.best.params["x"] == 1
+
+
+def test_run_records_experiment_and_trials_in_the_catalog(ray_session, tmp_path):
+    from tunehouse.catalog import Catalog
+
+    spec = load_spec(SPECS / "quickstart.yaml")
+    spec.search.num_samples = 3
+    result = run(spec, catalog=tmp_path)
+    cat = Catalog(tmp_path)
+    exp = cat.experiment(result.experiment_id)
+    assert exp["status"] == "completed" and exp["trials_done"] == 3
+    assert exp["best_trial_id"] == result.best.trial_id
+    assert exp["spec_hash"] == spec.spec_hash and "n_estimators" in exp["spec_text"]
+    env = dict(exp["environment"])
+    assert env["package.ray"] and env["python"]
+    assert dict(exp["test_metrics"]).keys() == result.test_metrics.keys()
+    df = cat.trials(result.experiment_id)
+    assert sorted(df.trial_id) == sorted(t.trial_id for t in result.trials)
+    row = df.set_index("trial_id").loc[result.best.trial_id]
+    assert row.roc_auc == result.best.metrics["roc_auc"]
+    assert row.checkpoint_uri.startswith(f"checkpoints/{result.experiment_id}/")  # relative
+    import hashlib
+
+    data = (tmp_path / row.checkpoint_uri / "model.pkl").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == row.checkpoint_sha256
+    assert len(cat.iterations(result.experiment_id)) == 3
+
+
+def test_run_on_an_s3_catalog(ray_session, s3_server):
+    import uuid
+
+    from tunehouse.catalog import Catalog, open_storage
+
+    uri = f"s3://tunehouse-test/run-{uuid.uuid4().hex[:6]}"
+    spec = load_spec(SPECS / "quickstart.yaml")
+    spec.search.num_samples = 2
+    result = run(spec, catalog=uri)
+    cat = Catalog(uri)
+    best = cat.best(result.experiment_id)
+    assert best["trial_id"] == result.best.trial_id
+    store = open_storage(uri)
+    files = [p.path for p in store.list_files(f"{best['checkpoint_uri']}/")]
+    assert any(f.endswith("model.pkl") for f in files)

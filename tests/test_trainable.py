@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SPECS, base_spec
 
+from conftest import SPECS, base_spec
 from tunehouse.data import split
 from tunehouse.driver import _test_score  # noqa: F401  (import check)
 from tunehouse.models import FoldEnsemble, make_factory

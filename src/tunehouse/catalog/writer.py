@@ -154,6 +154,7 @@ class ExperimentRecorder:
 
     def trial_started(self, trial_id: str, params: dict[str, Any], started_at: float) -> None:
         self.writer.add("trials", self._trial_row(trial_id, "running", params, started_at=started_at))
+        self.writer.maybe_flush()
 
     def trial_result(self, trial_id: str, iteration: int, metrics: dict[str, float]) -> None:
         self.writer.add("iterations", {"trial_id": trial_id, "iteration": iteration, "metrics": num_map(metrics)})

@@ -1,0 +1,108 @@
+"""The catalog under real processes: concurrent writers, a driver killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tunehouse.catalog import Catalog
+
+ROOT = Path(__file__).resolve().parents[2]
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from catalog.helpers import record_experiment, trials
+    record_experiment({uri!r}, sys.argv[1], trials(150), name=sys.argv[1], flush_rows=7)
+    """
+)
+
+
+def test_four_concurrent_writers_lose_and_duplicate_nothing(catalog_uri):
+    code = WRITER.format(tests=str(ROOT / "tests"), uri=catalog_uri)
+    procs = [subprocess.Popen([sys.executable, "-c", code, f"w{i}"], env=os.environ.copy()) for i in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    cat = Catalog(catalog_uri)
+    exps = cat.experiments()
+    assert sorted(exps.experiment_id) == ["w0", "w1", "w2", "w3"]
+    assert set(exps.status) == {"completed"} and set(exps.trials_done) == {150}
+    counts = cat.sql("select experiment_id, count(*) n, count(distinct trial_id) d from trials group by 1").df()
+    assert set(counts.n) == {150} and set(counts.d) == {150}
+    assert cat.check() == []
+
+
+SLOW = textwrap.dedent(
+    """
+    import time
+
+    def slow(params, data):
+        time.sleep(0.4)
+        return {"loss": (params["x"] - 1.0) ** 2}
+    """
+)
+
+SPEC = textwrap.dedent(
+    """
+    name: killed
+    task: classification
+    data: {sklearn: iris}
+    model: slow_objective:slow
+    evaluation: {holdout: 0.3, test_size: 0}
+    metrics: [{name: loss, mode: min}]
+    search: {algorithm: random, num_samples: 200}
+    space: {x: {type: uniform, low: -3, high: 3}}
+    """
+)
+
+
+@pytest.mark.slow
+def test_driver_killed_with_sigkill_leaves_a_readable_complete_catalog(tmp_path):
+    (tmp_path / "slow_objective.py").write_text(SLOW)
+    spec = tmp_path / "killed.yaml"
+    spec.write_text(SPEC)
+    uri = str(tmp_path / "catalog")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunehouse", "run", str(spec), "--catalog", uri],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    driver = psutil.Process(proc.pid)
+    family: list[psutil.Process] = []
+    try:
+        seen = 0
+        deadline = time.time() + 120
+        while time.time() < deadline and seen < 6:
+            time.sleep(0.5)
+            family = driver.children(recursive=True) or family
+            if (tmp_path / "catalog" / "trials").exists():
+                df = Catalog(uri).trials("killed")
+                seen = int((df.status == "terminated").sum()) if len(df) else 0
+        assert seen >= 6, "the run recorded too few trials before the deadline"
+        family = driver.children(recursive=True) or family
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        for p in family:  # the embedded Ray this driver started, and only that
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+    cat = Catalog(uri)
+    assert cat.check() == []
+    df = cat.trials("killed")
+    done = df[df.status == "terminated"]
+    assert len(done) >= seen  # every trial flushed before the kill is still there
+    assert df.trial_id.is_unique
+    exp = cat.experiments().iloc[0]
+    assert exp.status == "interrupted"  # the driver is gone: not "running" forever
+    assert cat.best("killed")["loss"] == done.loss.min()
