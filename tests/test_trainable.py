@@ -94,7 +94,7 @@ def test_training_function_returning_metrics(write_spec):
 
 def test_run_trial_adds_usage():
     p, _ = payload_for(SPECS / "quickstart.yaml")
-    metrics, model = run_trial({"n_estimators": 5, "max_depth": 2, "min_samples_leaf": 1, "max_features": "sqrt"}, p)
+    metrics, _model = run_trial({"n_estimators": 5, "max_depth": 2, "min_samples_leaf": 1, "max_features": "sqrt"}, p)
     assert metrics["usage/wall_s"] > 0 and metrics["usage/cpu_s"] > 0
     assert metrics["usage/peak_rss_mb"] > 10 and metrics["usage/pid"] > 0
     assert np.isfinite(metrics["roc_auc"])

@@ -227,7 +227,7 @@ def _where(df: Any, expr: str) -> Any:
     from tunehouse.catalog import CatalogError
 
     con = duckdb.connect()
-    con.register("t", df.drop(columns=[c for c in df.columns if df[c].dtype == object and c in ("environment",)]))
+    con.register("t", df)
     try:
         keep = con.sql(f"select trial_id from t where {expr}").df()["trial_id"]
     except duckdb.Error as e:
