@@ -103,9 +103,13 @@ def load_dataset(spec: Spec) -> Dataset:
 
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame with a clear error for every failure."""
-    if not path.exists():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as e:  # e.g. a file name longer than the file system allows
+        raise DataError(f"bad data path: {e.strerror or e}", field="data.path") from None
+    if not exists:
         raise DataError(f"file not found: {path}", field="data.path")
-    if path.is_dir():
+    if is_dir:
         raise DataError(f"{path} is a directory, expected a .csv or .parquet file", field="data.path")
     suffix = path.suffix.lower()
     try:
@@ -260,5 +264,30 @@ def split(dataset: Dataset, *, task: str, test_size: float, seed: int) -> Splits
 def check_data(spec: Spec) -> Dataset:
     """Load and validate the data once; the driver reuses what validation loaded."""
     if spec._dataset is None:
-        spec._dataset = load_dataset(spec)
+        ds = load_dataset(spec)
+        _check_evaluation(spec, ds)
+        spec._dataset = ds
     return spec._dataset
+
+
+def _check_evaluation(spec: Spec, ds: Dataset) -> None:
+    """The folds and splits must be possible on these rows (else every trial would fail)."""
+    ev = spec.evaluation
+    if spec.task == "clustering" or ds.y is None:
+        return
+    n_train = int(len(ds.y) * (1 - ev.test_size))
+    if ev.cv is not None:
+        if spec.task == "classification":
+            train_counts = (ds.y.value_counts() * (1 - ev.test_size)).astype(int)
+            smallest = int(train_counts.min())
+            if smallest < ev.cv:
+                raise DataError(
+                    f"cv={ev.cv} folds need at least {ev.cv} training rows of every class; the "
+                    f"smallest class has {smallest}",
+                    field="evaluation.cv",
+                )
+        elif n_train < ev.cv:
+            raise DataError(f"cv={ev.cv} folds need at least {ev.cv} training rows; there are {n_train}",
+                            field="evaluation.cv")
+    if ev.holdout is not None and int(n_train * ev.holdout) < 1:
+        raise DataError(f"holdout={ev.holdout} leaves no validation rows of {n_train}", field="evaluation.holdout")

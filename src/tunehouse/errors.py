@@ -34,7 +34,7 @@ class SpecError(TunehouseError):
         if file:
             where = f"{file}:{line}: " if line else f"{file}: "
         what = f"{field}: " if field else ""
-        super().__init__(f"{where}{what}{message}")
+        super().__init__(one_line(f"{where}{what}{message}"))
 
 
 class DataError(SpecError):
@@ -45,7 +45,14 @@ class RunError(TunehouseError):
     """A search could not run (Ray failed to start, every trial failed, ...)."""
 
 
+def one_line(text: str) -> str:
+    """Escape newlines and other control characters so a message stays on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""``."""
-    close = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.6)
+    candidates = [str(c) for c in candidates]
+    swapped = [c for c in candidates if sorted(c) == sorted(str(name)) and c != name]
+    close = swapped or difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -371,6 +371,9 @@ def _check_task(spec: Spec, cls: type, inst: Any) -> None:
         raise SpecError(f"{name} is a classifier but task is regression", field="model.estimator")
     if spec.task != "clustering" and not hasattr(inst, "predict"):
         raise SpecError(f"{name} has no predict method", field="model.estimator")
+    if spec.task == "clustering" and (is_classifier(inst) or is_regressor(inst)):
+        kind = "classifier" if is_classifier(inst) else "regressor"
+        raise SpecError(f"{name} is a {kind}, not a clusterer, but task is clustering", field="model.estimator")
     if spec.task == "clustering" and not (hasattr(inst, "fit_predict") or hasattr(inst, "predict")):
         raise SpecError(f"{name} cannot assign clusters (no fit_predict)", field="model.estimator")
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
@@ -31,8 +33,8 @@ class Uniform(_Domain):
     """A float drawn uniformly from [low, high]."""
 
     type: Literal["uniform"]
-    low: float
-    high: float
+    low: FiniteFloat
+    high: FiniteFloat
 
     @model_validator(mode="after")
     def _bounds(self) -> Uniform:
@@ -109,9 +111,18 @@ def normalize_domain(value: Any) -> Any:
     return value
 
 
+def domain_size(domain: Domain) -> int:
+    """Number of values of a discrete domain (computed, not enumerated)."""
+    if isinstance(domain, Int):
+        return domain.high - domain.low + 1
+    if isinstance(domain, Choice):
+        return len(domain.values)
+    raise TypeError(f"{domain.type} is continuous")
+
+
 def grid_size(space: Space) -> int:
     """Number of configurations in the product of a fully discrete space."""
-    return math.prod(len(_discrete_values(d)) for d in space.values())
+    return math.prod(domain_size(d) for d in space.values())
 
 
 def _discrete_values(domain: Domain) -> list[Any]:

@@ -7,9 +7,11 @@ allowed. This module does not import Ray.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +27,15 @@ from pydantic import (
 )
 
 from tunehouse.errors import SpecError, did_you_mean
-from tunehouse.space import MAX_GRID_POINTS, Domain, Grid, Uniform, grid_size, normalize_domain
+from tunehouse.space import (
+    MAX_GRID_POINTS,
+    Domain,
+    FiniteFloat,
+    Grid,
+    Uniform,
+    grid_size,
+    normalize_domain,
+)
 
 Task = Literal["classification", "regression", "clustering"]
 #: Upper bound on trials in one experiment: more is almost surely a typo (and would not fit
@@ -46,17 +56,25 @@ class DataSpec(_Model):
     target: str | None = Field(None, description="Target column (required with path).")
     features: list[str] | None = Field(None, description="Feature columns (default: all others).")
 
-    @model_validator(mode="after")
-    def _one_source(self) -> DataSpec:
+    @field_validator("sklearn")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
         from tunehouse.data import SKLEARN_DATASETS
 
+        if v is not None and v not in SKLEARN_DATASETS:
+            raise ValueError(
+                f"unknown built-in data set {v!r}{did_you_mean(v, SKLEARN_DATASETS)}; expected one of "
+                f"{', '.join(sorted(SKLEARN_DATASETS))}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
         if (self.sklearn is None) == (self.path is None):
             raise ValueError("give exactly one of 'sklearn' (a built-in data set) or 'path'")
-        if self.sklearn is not None and self.sklearn not in SKLEARN_DATASETS:
-            raise ValueError(
-                f"unknown built-in data set {self.sklearn!r}; expected one of "
-                f"{', '.join(sorted(SKLEARN_DATASETS))}{did_you_mean(self.sklearn, SKLEARN_DATASETS)}"
-            )
+        if self.features is not None and len(set(self.features)) != len(self.features):
+            dup = next(f for f in self.features if self.features.count(f) > 1)
+            raise ValueError(f"features: column {dup!r} is listed twice")
         return self
 
 
@@ -85,7 +103,7 @@ class Evaluation(_Model):
     """How a configuration is scored: k-fold CV or one hold-out split, plus a test split."""
 
     cv: int | None = Field(None, ge=2, le=50, description="Number of CV folds (default 3).")
-    holdout: float | None = Field(None, gt=0, lt=1, description="Validation fraction.")
+    holdout: float | None = Field(None, gt=0, lt=1, allow_inf_nan=False, description="Validation fraction.")
     test_size: float = Field(
         0.2, ge=0, lt=1, description="Test fraction held out and scored for the best trial only."
     )
@@ -127,15 +145,15 @@ class SearchSpec(_Model):
 
 
 class Resources(_Model):
-    cpus: float = Field(1, gt=0)
-    gpus: float = Field(0, ge=0)
+    cpus: float = Field(1, gt=0, le=1024, allow_inf_nan=False)
+    gpus: float = Field(0, ge=0, le=64, allow_inf_nan=False)
 
 
 class Spec(_Model):
     """A whole experiment, as written in ``search_spaces/*.yaml``."""
 
     name: str = Field(description="Experiment name: letters, digits, '.', '_' and '-'.")
-    seed: int = Field(0, ge=0, description="Seeds sampling, splits and the model.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds sampling, splits and the model.")
     task: Task
     data: DataSpec
     model: ModelSpec
@@ -145,7 +163,7 @@ class Spec(_Model):
     search: SearchSpec
     space: dict[str, Domain] = Field(min_length=1)
     resources: Resources = Field(default_factory=Resources)
-    time_budget_s: float | None = Field(None, gt=0)
+    time_budget_s: FiniteFloat | None = Field(None, gt=0)
 
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")
@@ -202,7 +220,8 @@ class Spec(_Model):
             )
         names = [m.name for m in self.metrics]
         if len(set(names)) != len(names):
-            raise ValueError("metrics: each metric may be listed once")
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ValueError(f"metrics: {dup!r} is listed twice; each metric may be listed once")
         return self
 
     # -- derived -----------------------------------------------------------------------
@@ -241,6 +260,13 @@ def json_schema() -> dict[str, Any]:
     """JSON Schema of the spec, for editors (``tunehouse schema``)."""
     schema = Spec.model_json_schema()
     schema["title"] = "tunehouse experiment spec"
+    props = schema["properties"]
+    # the shorthands the loader accepts (model: 'pkg.Class', metrics: [name], space.x: [values])
+    props["model"] = {"anyOf": [{"type": "string"}, props["model"]], "description": "Estimator import path, or a mapping."}
+    item = props["metrics"]["items"]
+    props["metrics"] = {**props["metrics"], "items": {"anyOf": [{"type": "string"}, item]}}
+    space = props["space"]["additionalProperties"]
+    props["space"]["additionalProperties"] = {"anyOf": [{"type": "array", "minItems": 1}, space]}
     return schema
 
 
@@ -284,12 +310,19 @@ def load_spec(path: str | Path, *, check: bool = True) -> Spec:
 def parse_spec(text: str, *, file: str = "<spec>") -> Spec:
     """Validate spec text without touching the model or the data."""
     try:
+        _refuse_aliases(text)
         raw = yaml.safe_load(text)
     except yaml.MarkedYAMLError as e:
-        line = e.problem_mark.line + 1 if e.problem_mark else None
-        raise SpecError(f"invalid YAML: {e.problem}", file=file, line=line) from None
+        mark = e.context_mark or e.problem_mark  # where the bracket or quote opened
+        line = mark.line + 1 if mark else None
+        what = " ".join(x for x in (e.context, e.problem) if x)
+        raise SpecError(f"invalid YAML: {what}", file=file, line=line) from None
     except yaml.YAMLError as e:
-        raise SpecError(f"invalid YAML: {e}", file=file) from None
+        raise SpecError(f"invalid YAML: {str(e).splitlines()[0]}", file=file) from None
+    except SpecError as e:
+        raise SpecError(e.reason, file=file, line=e.line) from None
+    except Exception as e:  # PyYAML's constructors raise ValueError, KeyError... for bad tags
+        raise SpecError(f"invalid YAML value: {type(e).__name__}: {e}", file=file) from None
     if not isinstance(raw, dict):
         got = "an empty file" if raw is None else type(raw).__name__
         raise SpecError(f"expected a mapping of spec fields, got {got}", file=file, line=1)
@@ -306,6 +339,14 @@ def parse_spec(text: str, *, file: str = "<spec>") -> Spec:
     return spec
 
 
+def _refuse_aliases(text: str) -> None:
+    """YAML anchors and aliases are refused: they allow recursive or exponentially large specs."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1 if event.start_mark else None
+            raise SpecError("YAML aliases (*name) are not supported in specs; write the value out", line=line)
+
+
 def check_spec(spec: Spec) -> None:
     """Cross-checks that need the model and the data (raise ``SpecError`` with a field)."""
     from tunehouse.data import check_data
@@ -315,6 +356,7 @@ def check_spec(spec: Spec) -> None:
 
 
 # -- error formatting ----------------------------------------------------------------------
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.]*): (.*)$", re.S)
 _TAGS = {"uniform", "loguniform", "int", "choice", "grid", "str", "dict[str,any]"}
 
 
@@ -331,6 +373,13 @@ def _from_validation_error(err: ValidationError, text: str, file: str) -> SpecEr
             reason += f"; allowed: {', '.join(allowed)}"
     elif kind == "missing":
         reason = "required field is missing"
+        parent = e.get("input")
+        if isinstance(parent, dict) and loc:
+            typo = difflib.get_close_matches(loc[-1], [str(k) for k in parent], n=1, cutoff=0.6)
+            if typo and typo[0] != loc[-1]:
+                loc = [*loc[:-1], typo[0]]
+                field = ".".join(loc)
+                reason = f"unknown key {typo[0]!r} (did you mean {e['loc'][-1]!r}?)"
     elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
         tag = given.get("type") if isinstance(given, dict) else None
         kinds = "uniform, loguniform, int, choice, grid"
@@ -341,10 +390,11 @@ def _from_validation_error(err: ValidationError, text: str, file: str) -> SpecEr
         )
     elif kind == "value_error":
         reason = msg.removeprefix("Value error, ")
-        if reason.startswith("space.") and ":" in reason:  # model-level check names its field
-            field, reason = reason.split(":", 1)
-            reason = reason.strip()
-            loc = field.split(".")
+        m = _FIELD_PREFIX.match(reason)
+        if m:  # a model-level check names the field it is about, relative to its model
+            sub = m.group(1).split(".")
+            loc = [*loc, *sub]
+            field, reason = ".".join(loc), m.group(2)
     else:
         reason = f"{msg[0].lower()}{msg[1:]}"
         if given is not None and not isinstance(given, (dict, list)):
@@ -352,27 +402,32 @@ def _from_validation_error(err: ValidationError, text: str, file: str) -> SpecEr
     return SpecError(reason, file=file, field=field or None, line=_line_for(_line_map(text), loc))
 
 
+_DOMAIN_KEYS = ["type", "low", "high", "log", "values"]
+
+
 def _allowed_keys(parent: list[str]) -> list[str]:
-    model: type[BaseModel] | None = Spec
-    for part in parent:
-        if model is None:
-            return []
-        f = model.model_fields.get(part)
+    """The keys allowed at ``parent`` (a path of field names, dict keys and list indexes)."""
+    model: Any = Spec
+    i = 0
+    while i < len(parent):
+        f = model.model_fields.get(parent[i]) if model is not None else None
         if f is None:
-            # inside a dict (space, params): the allowed keys are those of a domain
-            return ["type", "low", "high", "log", "values"] if parent[0] == "space" else []
-        ann = f.annotation
-        model = next(
-            (
-                a
-                for a in getattr(ann, "__args__", (ann,))
-                if isinstance(a, type) and issubclass(a, BaseModel)
-            ),
-            None,
-        )
-        if model is None and getattr(ann, "__origin__", None) is list:
-            model = next(iter(ann.__args__), None)
-    return list(model.model_fields) if model else []
+            return []
+        if parent[i] == "space":
+            return _DOMAIN_KEYS if len(parent) == i + 2 else []
+        ann, nested = f.annotation, None
+        for a in (ann, *typing.get_args(ann)):
+            if isinstance(a, type) and issubclass(a, BaseModel):
+                nested = a
+                break
+            if typing.get_origin(a) is list:  # list[Model]: the next part is an index
+                inner = typing.get_args(a)[0]
+                nested = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+                i += 1
+                break
+        model = nested
+        i += 1
+    return list(model.model_fields) if model is not None else []
 
 
 def _line_map(text: str) -> dict[tuple[str, ...], int]:
@@ -383,7 +438,12 @@ def _line_map(text: str) -> dict[tuple[str, ...], int]:
     except yaml.YAMLError:
         return out
 
+    seen: set[int] = set()
+
     def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if id(node) in seen or len(path) > 50:  # aliases: each node once
+            return
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 key = path + (str(k.value),)
