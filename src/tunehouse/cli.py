@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         cc.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
         cc.set_defaults(func=func)
         if name == "compact":
-            cc.add_argument("experiment", nargs="+", help="experiment id(s), prefix or name")
+            cc.add_argument("experiment", nargs="*", help="experiment id(s), prefix or name; none: every finished experiment, plus the catalog-wide experiments index")
             cc.add_argument("--force", action="store_true", help="compact even if it looks running")
     return p
 
@@ -270,6 +270,10 @@ def cmd_catalog_check(args: argparse.Namespace) -> int:
 def cmd_catalog_compact(args: argparse.Namespace) -> int:
     """Rewrite finished experiments as one file per table; no query result changes."""
     cat = _catalog(args)
+    if not args.experiment:
+        out = cat.compact_catalog(force=args.force)
+        print(f"compacted {out['experiments']} finished experiment(s); experiments index: {out['index_rows']} rows in one file")
+        return 0
     for exp in args.experiment:
         out = cat.compact(exp, force=args.force)
         print(exp + ": " + ", ".join(f"{t} {a} -> {b} parts" for t, (a, b) in out.items()))

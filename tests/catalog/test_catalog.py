@@ -105,6 +105,8 @@ def test_truncated_and_foreign_files_are_skipped_and_reported(catalog_uri):
         "skipping trials/experiment=e1/part-truncated.parquet",
         "skipping trials/experiment=e1/part-foreign.parquet",
     }
+    with pytest.warns(CatalogWarning):  # SQL falls back to the checked reader too
+        assert cat.sql("select count(*) from trials").fetchall()[0][0] == 4
     problems = {p.path: p.reason for p in cat.check()}
     assert set(problems) == {
         "trials/experiment=e1/part-truncated.parquet",
@@ -166,3 +168,27 @@ def test_plain_parquet_readers_need_no_tunehouse(tmp_path):
     assert set(t.column("experiment").to_pylist()) == {"e1"}
     first = Catalog(uri).parts("trials")[0].path
     assert pq.read_schema(f"{uri}/{first}").field("schema_version").type == pa.int16()
+
+
+def test_catalog_wide_compaction_builds_one_experiments_index(catalog_uri):
+    for i in range(5):
+        record_experiment(catalog_uri, f"e{i}", trials(3), name=f"n{i}", flush_rows=1)
+    record_experiment(catalog_uri, "live", trials(2), finish=False)  # still running here
+    cat = Catalog(catalog_uri)
+    before = cat.experiments().drop(columns="duration_s"), cat.trials("e3"), cat.best("n2")
+    out = cat.compact_catalog()
+    assert out == {"experiments": 5, "index_rows": 5}
+    exp_parts = [p.path for p in cat.parts("experiments")]
+    assert sum("experiment=_all/compacted-" in p for p in exp_parts) == 1
+    assert all("experiment=_all" in p or "experiment=live" in p for p in exp_parts)
+    after = cat.experiments().drop(columns="duration_s"), cat.trials("e3"), cat.best("n2")
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(before[0], after[0])
+    pd_testing.assert_frame_equal(before[1], after[1])
+    assert before[2]["trial_id"] == after[2]["trial_id"]
+    assert cat.experiment("e1")["status"] == "completed"  # exact id finds it in the index
+    assert cat.experiment("live")["status"] == "running"
+    # a second pass only rewrites the index
+    record_experiment(catalog_uri, "e9", trials(1))
+    assert cat.compact_catalog()["index_rows"] == 6
+    assert sum("experiment=_all/" in p.path for p in cat.parts("experiments")) == 1

@@ -33,9 +33,16 @@ HEARTBEAT_S = 30.0
 HEARTBEAT_STALE_S = 120.0
 
 
-def part_name(table: str, experiment_id: str) -> str:
+#: Partition of the catalog-wide experiments index that ``compact_catalog`` writes.
+ALL = "_all"
+#: Prefix of parts written by compaction: one latest row per key, nothing to deduplicate.
+COMPACTED = "compacted-"
+
+
+def part_name(table: str, experiment_id: str, *, compacted: bool = False) -> str:
     stamp = now().strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{table}/experiment={experiment_id}/part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+    kind = COMPACTED if compacted else "part-"
+    return f"{table}/experiment={experiment_id}/{kind}{stamp}-{uuid.uuid4().hex[:12]}.parquet"
 
 
 def parquet_bytes(table) -> bytes:
