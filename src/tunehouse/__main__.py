@@ -1,3 +1,3 @@
-from tunehouse.cli import main
+from tunehouse.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -14,6 +14,20 @@ from typing import Any
 from tunehouse import __version__
 from tunehouse.errors import TunehouseError
 
+_FAST_EXIT = False  # set by the console entry point: the process ends right after the command
+
+
+def entry() -> None:
+    """Console entry point: ``main``, then end the process (and an embedded Ray) at once."""
+    global _FAST_EXIT
+    _FAST_EXIT = True
+    code = main()
+    if "ray" in sys.modules:
+        from tunehouse.driver import exit_now
+
+        exit_now(code)
+    raise SystemExit(code)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -121,11 +135,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         result = run(spec, address=args.address, catalog=args.catalog)
     except SpecError as e:
+        shutdown()
         if e.file is None:  # found while loading data or the model: point at the spec
             raise SpecError(e.reason, file=args.spec, field=e.field,
                             line=_line_for(_line_map(spec.text), e.field)) from None
         raise
-    finally:
+    except BaseException:
+        shutdown()
+        raise
+    if not _FAST_EXIT:  # the entry point tears Ray down faster once the output is out
         shutdown()
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
