@@ -720,7 +720,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed calls per operation (after 1 warm-up)")
     ap.add_argument("--quick", action="store_true", help="100 x 100 trials and 1000 MLflow runs")
     ap.add_argument("--no-mlflow", action="store_true", help="skip MLflow")
-    ap.add_argument("--out", type=Path, help="work folder to keep (default: a temp dir, removed)")
+    ap.add_argument("--out", type=Path,
+                    help="work folder to keep, with results.json (default: a temp dir, removed)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -774,6 +775,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     res["verdicts"] = [{"target": t, "pass": p, "value": v} for t, p, v in verdicts(res)]
+    if args.out is not None:
+        (work / "results.json").write_text(json.dumps(res, indent=2, default=str))
     if args.json:
         print(json.dumps(res, indent=2, default=str))
         return 0

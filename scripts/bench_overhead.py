@@ -14,7 +14,8 @@ accuracy, over the same space (``max_depth`` int 2..12, ``min_samples_leaf`` int
    calling ``tune.report``, ``tune.Tuner(...).fit()`` with default ``TuneConfig`` /
    ``RunConfig`` except ``num_samples`` and ``storage_path`` (a temp dir);
 4. ``tunehouse`` -- ``python -m tunehouse run SPEC --catalog TMP --json`` as a real CLI
-   subprocess, on a spec this script writes (random search, seed 0, ``test_size: 0``).
+   subprocess, on a spec this script writes (random search, seed 0, ``test_size: 0``,
+   fixed ``n_estimators: 50, n_jobs: 1``).
 
 Every way runs in its own fresh subprocess, and the parent times that subprocess end to end
 (Python start-up, imports, Ray start-up and shutdown included), so no Ray or import cache
@@ -29,12 +30,18 @@ PASS/FAIL. It is a report: it exits 0 whatever the numbers, and 1 only if a chil
 
 How to run
 ----------
-    .venv/bin/python scripts/bench_overhead.py                 # one round, about a minute
+    .venv/bin/python scripts/bench_overhead.py                 # one round, 2-3 minutes
     .venv/bin/python scripts/bench_overhead.py --repeats 3     # median of three rounds
     .venv/bin/python scripts/bench_overhead.py --trials 20 --json
 
-Ray is kept local: ``RAY_ADDRESS`` is removed from the children's environment (so both Ray
-ways start an embedded Ray) and ``RAY_USAGE_STATS_ENABLED=0`` is set for them.
+Ray is kept local and fresh: ``RAY_ADDRESS`` is removed from the children's environment,
+``RAY_TMPDIR`` points at the child's private temp dir (so ``ray.init()`` cannot find and join
+a cluster some ``ray start`` left behind) and ``RAY_USAGE_STATS_ENABLED=0`` is set. Plain Tune
+calls ``ray.init()`` with no arguments; only if that raises (e.g. the dashboard cannot start)
+does it retry with ``include_dashboard=False``, and the report says so.
+
+Run it on an otherwise idle machine: it warns when the CPUs were busy before it started, and
+the ``load1`` column shows the 1-minute load average as each way finished.
 """
 
 from __future__ import annotations
@@ -81,6 +88,25 @@ space:
 
 class ChildFailed(RuntimeError):
     """A benchmark subprocess exited non-zero, timed out, or printed no result."""
+
+
+def busy_cores(sample_s: float = 1.0) -> float | None:
+    """Cores' worth of CPU the whole machine used over ``sample_s`` (from /proc/stat)."""
+
+    def read() -> tuple[float, float]:
+        with open("/proc/stat") as f:
+            vals = [float(v) for v in f.readline().split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0.0)  # idle + iowait
+        return sum(vals), idle
+
+    try:
+        total0, idle0 = read()
+        time.sleep(sample_s)
+        total1, idle1 = read()
+    except (OSError, ValueError, IndexError):
+        return None
+    dt = total1 - total0
+    return (1.0 - (idle1 - idle0) / dt) * available_cores() if dt > 0 else None
 
 
 def available_cores() -> int:
@@ -213,9 +239,12 @@ IN_PROCESS = {"sklearn": one_sklearn, "optuna": one_optuna, "tune": one_tune}
 
 
 # -- the parent: spawn, time, collect ----------------------------------------------------------
-def _child_env(way: str) -> dict[str, str]:
+def _child_env(way: str, workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)  # always an embedded, local Ray
+    # ray.init() without an address attaches to a cluster a `ray start` recorded in
+    # $RAY_TMPDIR/ray/ray_current_cluster: a private temp dir makes it start a fresh one.
+    env["RAY_TMPDIR"] = str(workdir)
     env["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage-stats traffic leaves the machine
     env["PYTHONUNBUFFERED"] = "1"
     if way == "tune":
@@ -231,7 +260,12 @@ def _run_child(cmd: list[str], way: str, cwd: Path) -> tuple[float, float, float
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(
-            cmd, cwd=cwd, env=_child_env(way), capture_output=True, text=True, timeout=TIMEOUT_S
+            cmd,
+            cwd=cwd,
+            env=_child_env(way, cwd),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
         )
     except subprocess.TimeoutExpired as e:
         raise ChildFailed(f"{way}: timed out after {TIMEOUT_S} s") from e
@@ -285,7 +319,7 @@ def run_tunehouse(trials: int, cores: int, workdir: Path) -> dict[str, Any]:
     trials_out = res.get("trials") or []
     usage_wall = sum(float(t.get("usage", {}).get("wall_s", 0.0)) for t in trials_out)
     usage_cpu = sum(float(t.get("usage", {}).get("cpu_s", 0.0)) for t in trials_out)
-    first_wall = [float(t["usage"]["wall_s"]) for t in trials_out if t.get("usage")]
+    trial_walls = [float(t["usage"]["wall_s"]) for t in trials_out if t.get("usage")]
     starts = [t["started_at"] for t in trials_out if t.get("started_at")]
     ends = [t["ended_at"] for t in trials_out if t.get("ended_at")]
     best = res.get("best") or {}
@@ -295,13 +329,14 @@ def run_tunehouse(trials: int, cores: int, workdir: Path) -> dict[str, Any]:
         "best_accuracy": float(best.get("metrics", {}).get("accuracy", float("nan"))),
         "best_params": best.get("params"),
         "n_trials": len(trials_out),
+        "cluster_cpus": float(res.get("cluster_cpus", 0.0)),
         "failed_trials": sum(1 for t in trials_out if t.get("status") == "error"),
         "run_wall_s": in_run,  # RunResult.wall_s: inside driver.run()
         "outside_run_s": wall - in_run,  # Python start, CLI and tunehouse imports, JSON, exit
         "sum_trial_wall_s": usage_wall,
         "sum_trial_cpu_s": usage_cpu,
-        "max_trial_wall_s": max(first_wall, default=0.0),
-        "median_trial_wall_s": statistics.median(first_wall) if first_wall else 0.0,
+        "max_trial_wall_s": max(trial_walls, default=0.0),
+        "median_trial_wall_s": statistics.median(trial_walls) if trial_walls else 0.0,
         "distinct_trial_pids": len({t["usage"].get("pid") for t in trials_out if t.get("usage")}),
         "trial_efficiency": usage_wall / (wall * cores) if wall > 0 else 0.0,
     }
@@ -319,10 +354,13 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
 
 def benchmark(trials: int, repeats: int, cores: int) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {w: [] for w in WAYS}
+    busy_before = busy_cores()
     for i in range(repeats):
         for way in WAYS:
             print(f"[round {i + 1}/{repeats}] {way} ...", file=sys.stderr, flush=True)
-            with tempfile.TemporaryDirectory(prefix=f"bench-{way}-") as d:
+            with tempfile.TemporaryDirectory(
+                prefix=f"bench-{way}-", ignore_cleanup_errors=True
+            ) as d:
                 workdir = Path(d)
                 if way == "tunehouse":
                     r = run_tunehouse(trials, cores, workdir)
@@ -331,6 +369,7 @@ def benchmark(trials: int, repeats: int, cores: int) -> dict[str, Any]:
             print(
                 f"[round {i + 1}/{repeats}] {way}: {r['wall_s']:.2f} s", file=sys.stderr, flush=True
             )
+            r["load1_at_exit"] = os.getloadavg()[0]
             runs[way].append(r)
 
     walls = {w: _median(runs[w], "wall_s") for w in WAYS}
@@ -339,13 +378,14 @@ def benchmark(trials: int, repeats: int, cores: int) -> dict[str, Any]:
             "wall_s": walls[w],
             "ratio_vs_sklearn": walls[w] / walls["sklearn"],
             "best_accuracy": _median(runs[w], "best_accuracy"),
+            "max_load1_at_exit": max(r["load1_at_exit"] for r in runs[w]),
         }
         for w in WAYS
     }
     th_keys = [
         "trial_efficiency", "sum_trial_wall_s", "sum_trial_cpu_s", "median_trial_wall_s",
         "max_trial_wall_s", "run_wall_s", "outside_run_s", "to_first_trial_s", "trials_span_s",
-        "after_last_trial_s", "distinct_trial_pids", "n_trials", "failed_trials",
+        "after_last_trial_s", "distinct_trial_pids", "n_trials", "failed_trials", "cluster_cpus",
     ]  # fmt: skip
     tunehouse = {k: _median(runs["tunehouse"], k) for k in th_keys}
     tune_sum = _median(runs["tune"], "sum_trial_wall_s")
@@ -363,7 +403,11 @@ def benchmark(trials: int, repeats: int, cores: int) -> dict[str, Any]:
         "(default BasicVariantGenerator); sklearn random_state=0; tunehouse seed 0",
         "plain Tune's trainable loads the data itself in every trial (as the Tune docs do); "
         "its environment has no TUNE_*/RAY_AIR_* variables",
-        "all Ray children: RAY_ADDRESS unset, RAY_USAGE_STATS_ENABLED=0",
+        "all Ray children: RAY_ADDRESS unset, RAY_TMPDIR a private temp dir (so ray.init() "
+        "cannot attach to a `ray start` cluster), RAY_USAGE_STATS_ENABLED=0",
+        "load1 = the machine's 1-minute load average when that way's child exited (its own "
+        "processes included); far above the core count means something else competed for "
+        "the CPUs and the walls are inflated",
     ]
     return {
         "config": {
@@ -374,6 +418,7 @@ def benchmark(trials: int, repeats: int, cores: int) -> dict[str, Any]:
             "n_estimators": N_ESTIMATORS,
             "seed": SEED,
             "python": sys.executable,
+            "busy_cores_before": busy_before,
         },
         "summary": summary,
         "tunehouse": tunehouse,
@@ -402,11 +447,18 @@ def print_report(rep: dict[str, Any]) -> None:
         f"breast_cancer, {c['cv']}-fold CV, {c['cores']} cores; "
         f"median of {c['repeats']} round(s), each way in a fresh subprocess"
     )
+    busy = c.get("busy_cores_before")
+    if busy is not None and busy > 0.5:
+        print(
+            f"warning: the machine was already busy before the benchmark ({busy:.1f} of "
+            f"{c['cores']} cores in use): timings will be inflated and noisy"
+        )
     print()
-    print(f"{'way':<10} {'wall s':>8} {'vs sklearn':>11} {'best acc':>9}")
+    print(f"{'way':<10} {'wall s':>8} {'vs sklearn':>11} {'best acc':>9} {'load1':>6}")
     for way, s in rep["summary"].items():
         print(
-            f"{way:<10} {s['wall_s']:>8.2f} {s['ratio_vs_sklearn']:>10.2f}x {s['best_accuracy']:>9.4f}"
+            f"{way:<10} {s['wall_s']:>8.2f} {s['ratio_vs_sklearn']:>10.2f}x "
+            f"{s['best_accuracy']:>9.4f} {s['max_load1_at_exit']:>6.1f}"
         )
     th, tw = rep["tunehouse"], rep["summary"]["tunehouse"]["wall_s"]
     print()
@@ -414,13 +466,19 @@ def print_report(rep: dict[str, Any]) -> None:
         f"tunehouse trial efficiency: {th['trial_efficiency']:.2f} "
         f"(sum of trial wall {th['sum_trial_wall_s']:.2f} s / ({tw:.2f} s x {c['cores']} cores); "
         f"trial cpu {th['sum_trial_cpu_s']:.2f} s; median trial {th['median_trial_wall_s']:.3f} s, "
-        f"slowest {th['max_trial_wall_s']:.3f} s; {th['distinct_trial_pids']:.0f} trial process(es))"
+        f"slowest {th['max_trial_wall_s']:.3f} s; {th['distinct_trial_pids']:.0f} trial process(es) on a Ray of {th['cluster_cpus']:.0f} CPUs)"
     )
     if "to_first_trial_s" in th and th["to_first_trial_s"] == th["to_first_trial_s"]:
         print(
             f"  where tunehouse's {tw:.2f} s go: launch -> first trial {th['to_first_trial_s']:.2f} s, "
             f"trials {th['trials_span_s']:.2f} s, last trial -> exit {th['after_last_trial_s']:.2f} s "
             f"(driver.run() {th['run_wall_s']:.2f} s, outside it {th['outside_run_s']:.2f} s)"
+        )
+    if th["sum_trial_wall_s"] > 0 and th["sum_trial_cpu_s"] / th["sum_trial_wall_s"] < 0.8:
+        print(
+            f"  warning: tunehouse's trials got {th['sum_trial_cpu_s'] / th['sum_trial_wall_s']:.0%} "
+            "of a CPU each (single-threaded trials get ~95% on an idle machine): something else "
+            "competed for the CPUs, so these timings are inflated"
         )
     pt = rep["plain_tune"]
     print(
