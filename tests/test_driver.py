@@ -128,3 +128,14 @@ def test_run_on_an_s3_catalog(ray_session, s3_server):
     store = open_storage(uri)
     files = [p.path for p in store.list_files(f"{best['checkpoint_uri']}/")]
     assert any(f.endswith("model.pkl") for f in files)
+
+
+def test_time_budget_stops_the_search(ray_session, tmp_path, write_spec):
+    spec = load_spec(write_spec(base_spec(
+        model="helpers.objectives:sleepy", metrics=[{"name": "loss", "mode": "min"}], time_budget_s=4,
+        evaluation={"holdout": 0.3, "test_size": 0},
+        search={"algorithm": "random", "num_samples": 200},
+        space={"x": {"type": "uniform", "low": 0, "high": 1}},
+    )))
+    result = run(spec, catalog=tmp_path)
+    assert 2 <= len(result.trials) < 40  # ~2 trials/s on 2 CPUs for 4 s, not 200

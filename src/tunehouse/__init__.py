@@ -4,7 +4,15 @@ from tunehouse.errors import DataError, RunError, SpecError, TunehouseError
 
 __version__ = "0.1.0"
 
-__all__ = ["DataError", "RunError", "SpecError", "TunehouseError", "__version__", "load_spec", "run"]
+__all__ = ["Catalog", "DataError", "RunError", "SpecError", "TunehouseError", "__version__", "load_spec", "run"]
+
+
+def __getattr__(name):
+    if name == "Catalog":  # lazily: reading a catalog imports pyarrow, never Ray
+        from tunehouse.catalog import Catalog
+
+        return Catalog
+    raise AttributeError(f"module 'tunehouse' has no attribute {name!r}")
 
 
 def load_spec(path, *, check=True):

@@ -192,3 +192,22 @@ def test_catalog_wide_compaction_builds_one_experiments_index(catalog_uri):
     record_experiment(catalog_uri, "e9", trials(1))
     assert cat.compact_catalog()["index_rows"] == 6
     assert sum("experiment=_all/" in p.path for p in cat.parts("experiments")) == 1
+
+
+def test_duckdb_reads_the_catalog_without_tunehouse(tmp_path):
+    """The README's snippet, in a process that imports neither tunehouse nor Ray."""
+    import subprocess
+    import sys
+
+    uri = str(tmp_path / "c")
+    record_experiment(uri, "e1", trials(5))
+    code = (
+        "import duckdb, sys\n"
+        f"rows = duckdb.sql(\"select trial_id, objective_value from read_parquet('{uri}/trials/**/*.parquet', "
+        "hive_partitioning=true) where status = 'terminated' order by objective_value desc limit 2\").fetchall()\n"
+        "assert 'tunehouse' not in sys.modules and 'ray' not in sys.modules\n"
+        "print(rows)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[('t0004', 0.8), ('t0003', 0.6)]"

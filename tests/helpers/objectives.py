@@ -13,3 +13,11 @@ def fails_when_big(params, data):
     if params["x"] > 5:
         raise ValueError(f"x too big: {params['x']}")
     return {"loss": float(params["x"])}
+
+
+def sleepy(params, data):
+    """Half a second per trial, for time-budget tests."""
+    import time
+
+    time.sleep(0.5)
+    return {"loss": float(params["x"])}
