@@ -8,27 +8,16 @@ import pytest
 from conftest import SPECS, base_spec
 from tunehouse.data import split
 from tunehouse.driver import _test_score  # noqa: F401  (import check)
-from tunehouse.models import FoldEnsemble, make_factory
+from tunehouse.models import FoldEnsemble
 from tunehouse.spec import load_spec
-from tunehouse.trainable import TrialPayload, _folds, evaluate, run_trial
+from tunehouse.trainable import TrialPayload, _folds, evaluate, make_payload, run_trial
 
 
 def payload_for(spec_path) -> tuple[TrialPayload, object]:
     spec = load_spec(spec_path)
     ds = spec._dataset
     s = split(ds, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
-    p = TrialPayload(
-        factory=make_factory(spec, ds),
-        task=spec.task,
-        metrics=[m.name for m in spec.metrics],
-        cv=spec.evaluation.cv,
-        holdout=spec.evaluation.holdout,
-        seed=spec.seed,
-        n_classes=len(ds.classes or []),
-        X=s.X_train,
-        y=s.y_train,
-    )
-    return p, s
+    return make_payload(spec, ds, s), s
 
 
 def test_cv_trial_reports_mean_and_spread_and_keeps_fold_models():

@@ -18,11 +18,12 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tunehouse.errors import RunError
-from tunehouse.models import make_factory, score
-from tunehouse.trainable import FoldData, TrialPayload
 
+# Nothing heavy at module level: ``run`` starts Ray first, and pandas, scikit-learn and our
+# trainable are imported by the data-loading thread meanwhile.
 if TYPE_CHECKING:  # pragma: no cover
     from tunehouse.spec import Spec
+    from tunehouse.trainable import TrialPayload
 
 log = logging.getLogger(__name__)
 
@@ -221,27 +222,18 @@ def run(
         SpecError: bad input found while loading data or the model (nothing has run).
         RunError: Ray could not start, or no trial finished.
     """
-    from tunehouse.data import check_data, split
-    from tunehouse.models import check_model
-
     t0 = time.perf_counter()
     phases: dict[str, float] = {}
 
     def prepare():
+        from tunehouse.data import check_data, split
+        from tunehouse.models import check_model
+        from tunehouse.trainable import make_payload
+
         dataset = check_data(spec)
         check_model(spec, dataset)
         splits = split(dataset, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
-        payload = TrialPayload(
-            factory=make_factory(spec, dataset),
-            task=spec.task,
-            metrics=[m.name for m in spec.metrics],
-            cv=spec.evaluation.cv,
-            holdout=spec.evaluation.holdout,
-            seed=spec.seed,
-            n_classes=len(dataset.classes or []),
-            X=splits.X_train,
-            y=splits.y_train,
-        )
+        payload = make_payload(spec, dataset, splits)
         import ray.tune  # noqa: F401  (half a second of imports, off the main thread)
 
         return dataset, splits, payload
@@ -370,6 +362,9 @@ def pick_best(trials: list[TrialRecord], metric: str, mode: str) -> TrialRecord 
 
 def _test_score(spec: Spec, payload: TrialPayload, splits, best: TrialRecord) -> dict[str, float]:
     """Refit the best configuration on all training rows and score the test rows, once."""
+    from tunehouse.models import score
+    from tunehouse.trainable import FoldData
+
     if splits.X_test is None or spec.task == "clustering":
         return {}
     f = payload.factory

@@ -22,6 +22,9 @@ from tunehouse.usage import ResourceMeter
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from tunehouse.data import Dataset, Splits
+    from tunehouse.spec import Spec
+
 MODEL_FILE = "model.pkl"
 PARAMS_FILE = "params.json"
 
@@ -49,6 +52,23 @@ class TrialPayload:
     n_classes: int
     X: pd.DataFrame
     y: pd.Series | None
+
+
+def make_payload(spec: Spec, dataset: Dataset, splits: Splits) -> TrialPayload:
+    """The payload of a spec's trials: its model factory, scoring scheme and training rows."""
+    from tunehouse.models import make_factory
+
+    return TrialPayload(
+        factory=make_factory(spec, dataset),
+        task=spec.task,
+        metrics=[m.name for m in spec.metrics],
+        cv=spec.evaluation.cv,
+        holdout=spec.evaluation.holdout,
+        seed=spec.seed,
+        n_classes=len(dataset.classes or []),
+        X=splits.X_train,
+        y=splits.y_train,
+    )
 
 
 @dataclass
