@@ -69,3 +69,29 @@ def test_run_with_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path):
 def test_run_missing_file_exits_2():
     proc = tunehouse("run", "no/such/spec.yaml")
     assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+@pytest.mark.slow
+def test_four_concurrent_runs_share_one_catalog(tmp_path):
+    """Four real `tunehouse run` processes (four embedded Rays) writing one catalog at once."""
+    cat = tmp_path / "catalog"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tunehouse", "run", "search_spaces/diabetes_linear_grid.yaml",
+             "--catalog", str(cat), "--json"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=400) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [o[1][-2000:] for o in outs]
+    ids = {json.loads(o[0])["experiment_id"] for o in outs}
+    assert len(ids) == 4  # same name, distinct experiments
+    from tunehouse.catalog import Catalog
+
+    c = Catalog(cat)
+    counts = c.sql("select experiment_id, count(*) n, count(distinct trial_id) d from trials group by 1").df()
+    assert set(counts.experiment_id) == ids
+    assert set(counts.n) == {24} and set(counts.d) == {24}  # every grid point once per experiment
+    assert set(c.experiments().status) == {"completed"}
+    assert c.check() == []
