@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: the catalog holds every trial finished so far", file=sys.stderr)
         return 130
 
 

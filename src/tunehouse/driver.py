@@ -38,6 +38,10 @@ _TUNE_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "RAY_DEDUP_LOGS": "0",
+    # Tune's own SIGINT handler ends fit() normally on Ctrl-C, indistinguishable from a
+    # finished search; without it KeyboardInterrupt reaches us and the experiment is
+    # recorded as interrupted.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
 }
 
 

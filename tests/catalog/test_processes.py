@@ -106,3 +106,36 @@ def test_driver_killed_with_sigkill_leaves_a_readable_complete_catalog(tmp_path)
     exp = cat.experiments().iloc[0]
     assert exp.status == "interrupted"  # the driver is gone: not "running" forever
     assert cat.best("killed")["loss"] == done.loss.min()
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_experiment_interrupted(tmp_path):
+    (tmp_path / "slow_objective.py").write_text(SLOW)
+    spec = tmp_path / "killed.yaml"
+    spec.write_text(SPEC)
+    uri = str(tmp_path / "catalog")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunehouse", "run", str(spec), "--catalog", uri],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline, seen = time.time() + 120, 0
+        while time.time() < deadline and seen < 4:
+            time.sleep(0.5)
+            if (tmp_path / "catalog" / "trials").exists():
+                df = Catalog(uri).trials("killed")
+                seen = int((df.status == "terminated").sum()) if len(df) else 0
+        assert seen >= 4
+        os.kill(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err.splitlines()[-1]
+    cat = Catalog(uri)
+    exp = cat.experiments().iloc[0]
+    assert exp.status == "interrupted" and exp.ended_at is not None  # recorded, not inferred
+    df = cat.trials("killed")
+    assert int((df.status == "terminated").sum()) >= seen
+    assert cat.check() == []
