@@ -132,10 +132,17 @@ def test_run_on_an_s3_catalog(ray_session, s3_server):
 
 def test_time_budget_stops_the_search(ray_session, tmp_path, write_spec):
     spec = load_spec(write_spec(base_spec(
-        model="helpers.objectives:sleepy", metrics=[{"name": "loss", "mode": "min"}], time_budget_s=4,
+        model="helpers.objectives:sleepy", metrics=[{"name": "loss", "mode": "min"}], time_budget_s=6,
         evaluation={"holdout": 0.3, "test_size": 0},
         search={"algorithm": "random", "num_samples": 200},
         space={"x": {"type": "uniform", "low": 0, "high": 1}},
     )))
     result = run(spec, catalog=tmp_path)
-    assert 2 <= len(result.trials) < 40  # ~2 trials/s on 2 CPUs for 4 s, not 200
+    done = [t for t in result.trials if t.status == "terminated"]
+    assert 1 <= len(done) < 60  # ~4 trials/s on 2 CPUs once started, for 6 s: far from 200
+    from tunehouse.catalog import Catalog
+
+    cat = Catalog(tmp_path)
+    df = cat.trials(result.experiment_id)
+    assert set(df.status) <= {"terminated", "stopped"}  # nothing left 'running'
+    assert cat.experiment(result.experiment_id)["trials_done"] == len(done)

@@ -4,7 +4,7 @@ from tunehouse.errors import DataError, RunError, SpecError, TunehouseError
 
 __version__ = "0.1.0"
 
-__all__ = ["Catalog", "DataError", "RunError", "SpecError", "TunehouseError", "__version__", "load_spec", "run"]
+__all__ = ["Catalog", "DataError", "RunError", "SpecError", "TunehouseError", "__version__", "load_export", "load_spec", "run"]
 
 
 def __getattr__(name):
@@ -12,6 +12,10 @@ def __getattr__(name):
         from tunehouse.catalog import Catalog
 
         return Catalog
+    if name == "load_export":
+        from tunehouse.export import load_export
+
+        return load_export
     raise AttributeError(f"module 'tunehouse' has no attribute {name!r}")
 
 

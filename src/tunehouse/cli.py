@@ -103,6 +103,30 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--csv", action="store_true", help="print CSV")
     fmt.add_argument("--json", action="store_true", help="print JSON")
 
+    x = catalog_cmd("export", cmd_export, "export a trial (the best by default) as a deployable model folder")
+    x.add_argument("experiment", help="experiment id, id prefix or name")
+    x.add_argument("--out", required=True, help="the export folder to create")
+    x.add_argument("--trial", default=None, help="trial id (default: the best)")
+    x.add_argument("--metric", default=None, help="pick the best by this metric instead of the objective")
+    rf = x.add_mutually_exclusive_group()
+    rf.add_argument("--refit", dest="refit", action="store_true", default=None, help="refit on all training rows (the spec's default)")
+    rf.add_argument("--no-refit", dest="refit", action="store_false", help="export the trial's checkpointed model as it is")
+    x.add_argument("--joblib", action="store_true", help="also write a joblib copy")
+    x.add_argument("--tag", default=None, help="move this tag (e.g. production) to the export")
+    x.add_argument("--json", action="store_true", help="print the export's metadata as JSON")
+
+    ex = catalog_cmd("exports", cmd_exports, "list exports; with --tag its holder, --history every holder")
+    ex.add_argument("--tag", default=None, help="only exports that held this tag")
+    ex.add_argument("--history", action="store_true", help="every export that held --tag, newest first")
+    ex.add_argument("--json", action="store_true", help="print JSON")
+
+    pr = sub.add_parser("predict", help="predict with an export folder (checksums verified)", description=cmd_predict.__doc__)
+    pr.add_argument("export", help="an export folder")
+    pr.add_argument("--input", required=True, help="CSV or Parquet with the model's feature columns")
+    pr.add_argument("--output", default=None, help="write predictions here (CSV); default: standard output")
+    pr.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    pr.set_defaults(func=cmd_predict)
+
     c = sub.add_parser("catalog", help="catalog maintenance: check, compact", description="Catalog maintenance.")
     csub = c.add_subparsers(title="catalog commands", metavar="COMMAND")
     for name, func, help_ in [
@@ -295,6 +319,58 @@ def cmd_catalog_compact(args: argparse.Namespace) -> int:
     for exp in args.experiment:
         out = cat.compact(exp, force=args.force)
         print(exp + ": " + ", ".join(f"{t} {a} -> {b} parts" for t, (a, b) in out.items()))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a finished trial: native model file, MLflow layout, tunehouse.json (provenance, checksums), MODEL_CARD.md."""
+    from tunehouse.export import export
+
+    meta = export(_catalog(args), args.experiment, args.out, trial=args.trial, metric=args.metric,
+                  refit=args.refit, joblib_copy=args.joblib, tag=args.tag)
+    if args.json:
+        print(json.dumps(meta, indent=2, default=str))
+        return 0
+    test = ", ".join(f"{k} {v:.4g}" for k, v in meta["metrics"]["test"].items()) or "no test split"
+    print(f"exported trial {meta['trial_id']} of {meta['experiment_id']} to {args.out} "
+          f"({'refitted' if meta['refit'] else 'checkpoint'}; test: {test})"
+          + (f"; tag {args.tag!r} now points here" if args.tag else ""))
+    return 0
+
+
+def cmd_exports(args: argparse.Namespace) -> int:
+    """List exports (newest first): experiment, trial, path, tag, whether it holds the tag now."""
+    df = _catalog(args).exports(tag=args.tag, history=args.history)
+    if not df.empty and not args.json:
+        df = df[["exported_at", "tag", "current", "experiment_id", "trial_id", "refit", "path"]]
+    _print_frame(df, as_json=args.json)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict with an export: verifies every file's checksum and the input columns first."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from tunehouse.data import read_table
+    from tunehouse.export import ExportError, load_export
+
+    model = load_export(args.export)
+    try:
+        X = read_table(Path(args.input))
+    except TunehouseError as e:
+        raise ExportError(f"--input: {e.reason if hasattr(e, 'reason') else e}") from None
+    out = pd.DataFrame({"prediction": model.predict(X)})
+    if model.metadata["task"] == "classification" and hasattr(model.model, "predict_proba"):
+        proba = model.predict_proba(X)
+        for i, cls in enumerate(model.metadata.get("classes") or range(proba.shape[1])):
+            out[f"proba_{cls}"] = proba[:, i]
+    if args.output:
+        out.to_csv(args.output, index=False)
+        print(f"wrote {len(out)} predictions to {args.output}", file=sys.stderr)
+    else:
+        print(out.to_csv(index=False), end="")
     return 0
 
 

@@ -427,6 +427,19 @@ def _make_collector():
         def __setstate__(self, state):
             self.__init__(None)
 
+        def on_experiment_end(self, trials, **info):
+            # Trials cut short by the time budget (or a stop) get no complete/error event:
+            # close them in the catalog so none stays 'running' forever.
+            done = {r.trial_id for r in self.records}
+            for trial in trials:
+                if trial.trial_id in self._started and trial.trial_id not in done:
+                    metrics, usage = _split_result(trial.last_result or {})
+                    self._finish(TrialRecord(
+                        trial_id=trial.trial_id, status="stopped", params=dict(trial.config),
+                        metrics=metrics, usage=usage, started_at=self._started[trial.trial_id],
+                        ended_at=time.time(), error="stopped before it finished (time budget or stop)",
+                    ))
+
         def on_step_begin(self, iteration, trials, **info):
             self.recorder.writer.maybe_flush()
 

@@ -432,12 +432,19 @@ class FoldEnsemble:
     def predict(self, X):
         if self.task == "classification":
             if all(hasattr(m, "predict_proba") for m in self.models):
-                return np.argmax(self.predict_proba(X), axis=1)
+                return np.argmax(self._predict_proba(X), axis=1)
             votes = np.stack([np.asarray(m.predict(X)) for m in self.models]).astype(int)
             return np.array([np.bincount(col).argmax() for col in votes.T])
         return np.mean([np.asarray(m.predict(X), dtype=float) for m in self.models], axis=0)
 
-    def predict_proba(self, X):
+    @property
+    def predict_proba(self):
+        """Mean of the fold models' probabilities; absent (like sklearn's) for regressors."""
+        if self.task != "classification" or not all(hasattr(m, "predict_proba") for m in self.models):
+            raise AttributeError("predict_proba")
+        return self._predict_proba
+
+    def _predict_proba(self, X):
         return np.mean([m.predict_proba(X) for m in self.models], axis=0)
 
     def __len__(self) -> int:

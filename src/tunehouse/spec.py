@@ -164,6 +164,7 @@ class Spec(_Model):
     space: dict[str, Domain] = Field(min_length=1)
     resources: Resources = Field(default_factory=Resources)
     time_budget_s: FiniteFloat | None = Field(None, gt=0)
+    refit: bool = Field(True, description="Exports refit the chosen trial on all training rows.")
 
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")

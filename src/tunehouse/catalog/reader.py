@@ -148,6 +148,9 @@ class Catalog:
         exp = experiment if isinstance(experiment, dict) else self.experiment(experiment)
         t = self.table("trials", exp["experiment_id"])
         df = t.to_pandas()
+        if not df.empty and exp.get("status") in ("interrupted", "failed"):
+            # a trial still 'running' in an experiment whose driver is gone never finished
+            df.loc[df.status == "running", "status"] = "interrupted"
         if raw or df.empty:
             return df
         return widen(df)
@@ -180,6 +183,22 @@ class Catalog:
             raise CatalogError(f"experiment {exp['experiment_id']} has no finished trial with {metric!r}")
         row = ok.loc[ok[metric].idxmax() if mode == "max" else ok[metric].idxmin()]
         return {**row.to_dict(), "metric": metric, "mode": mode, "experiment_id": exp["experiment_id"]}
+
+    def exports(self, *, tag: str | None = None, history: bool = False) -> pd.DataFrame:
+        """Exports, newest first. With ``tag``: its current holder, or (``history``) every
+        export that held it, so a rollback target is always listed."""
+        df = self.table("exports").to_pandas()
+        if df.empty:
+            return df
+        df = df.sort_values("exported_at", ascending=False, ignore_index=True)
+        if tag is not None:
+            df = df[df.tag == tag]
+            if not history:
+                df = df.head(1)
+        df["current"] = False
+        holders = df.dropna(subset=["tag"]).groupby("tag").head(1).index
+        df.loc[holders, "current"] = True
+        return df.reset_index(drop=True)
 
     # -- SQL ------------------------------------------------------------------------------------
     def sql(self, query: str):

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
-TABLES = ("experiments", "trials", "iterations")
+TABLES = ("experiments", "trials", "iterations", "exports")
 
 _ts = pa.timestamp("us", tz="UTC")
 _num_map = pa.map_(pa.string(), pa.float64())
@@ -60,7 +60,7 @@ TRIALS = pa.schema(
         ("schema_version", pa.int16()),
         ("experiment_id", pa.string()),
         ("trial_id", pa.string()),
-        ("status", pa.string()),  # running | terminated | error | early_stopped
+        ("status", pa.string()),  # running | terminated | error | stopped
         ("params", _str_map),  # name -> JSON value (exact types survive)
         ("params_num", _num_map),  # numeric params, for SQL: params_num['max_depth'] > 3
         ("metrics", _num_map),  # final metrics
@@ -102,12 +102,29 @@ ITERATIONS = pa.schema(
     ]
 )
 
-SCHEMAS = {"experiments": EXPERIMENTS, "trials": TRIALS, "iterations": ITERATIONS}
+EXPORTS = pa.schema(
+    [
+        ("schema_version", pa.int16()),
+        ("export_id", pa.string()),
+        ("experiment_id", pa.string()),
+        ("trial_id", pa.string()),
+        ("path", pa.string()),
+        ("tag", pa.string()),  # e.g. production: the newest export with a tag holds it
+        ("refit", pa.bool_()),
+        ("test_metrics", _num_map),
+        ("checksums", _str_map),  # file -> SHA-256
+        ("exported_at", _ts),
+        ("updated_at", _ts),
+    ]
+)
+
+SCHEMAS = {"experiments": EXPERIMENTS, "trials": TRIALS, "iterations": ITERATIONS, "exports": EXPORTS}
 #: The key of each table: readers keep the row with the latest ``updated_at`` per key.
 KEYS = {
     "experiments": ("experiment_id",),
     "trials": ("experiment_id", "trial_id"),
     "iterations": ("experiment_id", "trial_id", "iteration"),
+    "exports": ("experiment_id", "export_id"),
 }
 
 

@@ -187,7 +187,7 @@ class ExperimentRecorder:
         self.writer.add("trials", row)
         if record.status == "error":
             self.failed += 1
-        else:
+        elif record.status == "terminated":
             self.done += 1
             if value is not None and value == value:  # not NaN
                 better = self.best_value is None or (

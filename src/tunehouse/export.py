@@ -1,0 +1,417 @@
+"""A trial -> a self-describing, verifiable export folder, and loading it back.
+
+The folder holds the model in a framework-native format (skops for scikit-learn, XGBoost's
+own UBJ for XGBoost), an MLflow model layout, ``tunehouse.json`` (provenance and the SHA-256
+of every file) and ``MODEL_CARD.md``. Loading verifies every checksum before it reads a
+model, and loads skops files with exactly the types recorded at export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tunehouse.errors import TunehouseError
+
+EXPORT_SCHEMA_VERSION = 1
+META = "tunehouse.json"
+CARD = "MODEL_CARD.md"
+
+
+class ExportError(TunehouseError):
+    """An export cannot be written or loaded (the message says which file and why)."""
+
+
+# -- writing ---------------------------------------------------------------------------------
+def export(
+    catalog: Any,
+    experiment: str,
+    out: str | os.PathLike[str],
+    *,
+    trial: str | None = None,
+    metric: str | None = None,
+    refit: bool | None = None,
+    joblib_copy: bool = False,
+    tag: str | None = None,
+    mlflow: bool = True,
+) -> dict[str, Any]:
+    """Export one trial (the best by default) of an experiment into the folder ``out``.
+
+    Args:
+        catalog: a ``Catalog`` or its URI.
+        experiment: experiment id, id prefix or name.
+        out: the export folder; must not exist yet (it appears whole, or not at all).
+        trial: a trial id (default: the best by the objective, or by ``metric``).
+        refit: refit on all training rows (default: the spec's ``refit``, true unless set).
+        joblib_copy: also write ``model.joblib``.
+        tag: move this tag (e.g. ``production``) to the export in the catalog.
+        mlflow: write an MLflow model layout in ``mlflow/`` when mlflow is installed.
+
+    Returns:
+        The metadata written to ``tunehouse.json``.
+
+    Raises:
+        ExportError / CatalogError: unknown or failed trial, missing checkpoint, checksum
+            mismatch, changed data. Nothing is written then.
+    """
+    from tunehouse.catalog import Catalog
+
+    cat = catalog if isinstance(catalog, Catalog) else Catalog(catalog)
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise ExportError(f"{out} already exists; choose a new --out folder")
+    exp = cat.experiment(experiment)
+    row = _trial_row(cat, exp, trial, metric)
+    model = _checkpoint_model(cat, row)
+    spec, dataset, splits = _data(exp)
+    params = row["_param_values"]
+    do_refit = spec.refit if refit is None else refit
+    from tunehouse.models import make_factory, score
+
+    factory = make_factory(spec, dataset)
+    if do_refit:
+        if factory.kind != "estimator":
+            raise ExportError("refit needs an estimator; this experiment trains with a function (use --no-refit)")
+        model = factory.build(params).fit(splits.X_train, splits.y_train)
+    metric_names = [m.name for m in spec.metrics]
+    n_classes = len(dataset.classes or [])
+    test_metrics: dict[str, float] = {}
+    if splits.X_test is not None and spec.task != "clustering":
+        test_metrics = score(model, splits.X_test, splits.y_test, metric_names, task=spec.task, n_classes=n_classes)
+
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        formats = _save_model(model, tmp, joblib_copy=joblib_copy)
+        if mlflow:
+            formats.update(_save_mlflow(model, tmp, splits.X_train.head(5), formats["model"].get("trusted", [])))
+        meta = _metadata(exp, row, spec, dataset, params, do_refit, test_metrics, formats)
+        (tmp / CARD).write_text(_model_card(cat, exp, row, meta))
+        meta["files"] = {p: _sha256(tmp / p) for p in _files(tmp)}
+        (tmp / META).write_text(json.dumps(meta, indent=2, default=str))
+        if out.exists():
+            out.rmdir()  # an empty folder given as --out
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _record(cat, exp, row, out, meta, tag)
+    return meta
+
+
+def _trial_row(cat: Any, exp: dict[str, Any], trial: str | None, metric: str | None) -> dict[str, Any]:
+    from tunehouse.catalog import CatalogError
+    from tunehouse.catalog.schema import decode_params
+
+    raw = cat.trials(exp, raw=True)
+    if trial is None:
+        best = cat.best(exp["experiment_id"], metric=metric)
+        trial = best["trial_id"]
+    hit = raw[raw.trial_id == trial]
+    if hit.empty:
+        from tunehouse.errors import did_you_mean
+
+        raise CatalogError(f"no trial {trial!r} in experiment {exp['experiment_id']}{did_you_mean(trial, raw.trial_id)}")
+    row = hit.iloc[0].to_dict()
+    if row["status"] != "terminated":
+        why = f": {row['error']}" if isinstance(row.get("error"), str) else ""
+        raise ExportError(f"trial {trial} is {row['status']}{why}; only a finished trial can be exported")
+    row["_param_values"] = decode_params(row["params"])
+    row["metrics"] = dict(row["metrics"] or [])
+    return row
+
+
+def _checkpoint_model(cat: Any, row: dict[str, Any]) -> Any:
+    uri = row.get("checkpoint_uri")
+    if not isinstance(uri, str) or not uri:
+        raise ExportError(f"trial {row['trial_id']} has no checkpoint (a training function that returned only metrics?)")
+    from tunehouse.trainable import MODEL_FILE
+
+    rel = f"{uri}/{MODEL_FILE}"
+    try:
+        data = cat.storage.read(rel)
+    except (FileNotFoundError, OSError):
+        raise ExportError(f"checkpoint missing: {cat.storage.full_uri(rel)}") from None
+    want = row.get("checkpoint_sha256")
+    got = hashlib.sha256(data).hexdigest()
+    if isinstance(want, str) and want != got:
+        raise ExportError(
+            f"checkpoint checksum mismatch for {cat.storage.full_uri(rel)}: recorded {want[:12]}..., "
+            f"found {got[:12]}...; the file changed since the trial wrote it"
+        )
+    return pickle.loads(data)  # verified against the hash the trial recorded
+
+
+def _data(exp: dict[str, Any]):
+    from tunehouse.data import load_dataset, split
+    from tunehouse.spec import parse_spec
+
+    spec = parse_spec(exp["spec_text"], file=f"<spec of {exp['experiment_id']}>")
+    source = exp.get("dataset_source") or ""
+    if spec.data.path is not None:
+        spec.data.path = source  # absolute, as the run resolved it
+    dataset = load_dataset(spec)
+    if dataset.fingerprint != exp["dataset_fingerprint"]:
+        raise ExportError(
+            f"the data changed since the experiment ran ({source}: fingerprint "
+            f"{dataset.fingerprint[:12]}... != recorded {exp['dataset_fingerprint'][:12]}...); re-run the search"
+        )
+    splits = split(dataset, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
+    return spec, dataset, splits
+
+
+def _xgb_step(model: Any) -> Any | None:
+    steps = getattr(model, "steps", None)
+    if steps and type(steps[-1][1]).__module__.startswith("xgboost"):
+        return steps[-1][1]
+    return None
+
+
+def _save_model(model: Any, folder: Path, *, joblib_copy: bool) -> dict[str, Any]:
+    import skops.io as sio
+
+    formats: dict[str, Any] = {}
+    xgb = _xgb_step(model)
+    if xgb is not None:
+        xgb.save_model(str(folder / "model.ubj"))  # XGBoost's own format
+        skeleton = _without_last_step(model)
+        sio.dump(skeleton, folder / "preprocess.skops")
+        formats["model"] = {"format": "xgboost-ubj", "file": "model.ubj", "class": f"{type(xgb).__module__}.{type(xgb).__name__}",
+                            "preprocess": "preprocess.skops",
+                            "trusted": sio.get_untrusted_types(file=folder / "preprocess.skops")}
+    else:
+        sio.dump(model, folder / "model.skops")
+        formats["model"] = {"format": "skops", "file": "model.skops",
+                            "trusted": sio.get_untrusted_types(file=folder / "model.skops")}
+    if joblib_copy:
+        import joblib
+
+        joblib.dump(model, folder / "model.joblib")
+        formats["joblib"] = {"format": "joblib", "file": "model.joblib"}
+    return formats
+
+
+def _untrusted(model: Any) -> list[str]:
+    import skops.io as sio
+
+    return sio.get_untrusted_types(data=sio.dumps(model))
+
+
+def _without_last_step(model: Any) -> Any:
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([*model.steps[:-1], ("model", "passthrough")])
+
+
+def _save_mlflow(model: Any, folder: Path, example: pd.DataFrame, trusted: list[str]) -> dict[str, Any]:
+    try:
+        import mlflow.sklearn
+    except ImportError:
+        return {}
+    import warnings
+
+    with warnings.catch_warnings():  # MLflow's schema hints are advice for its own users
+        warnings.simplefilter("ignore")
+
+        trusted = sorted(set(trusted) | set(_untrusted(model)))
+        mlflow.sklearn.save_model(model, str(folder / "mlflow"), input_example=example,
+                                  serialization_format="skops", skops_trusted_types=trusted)
+    return {"mlflow": {"format": "mlflow", "path": "mlflow", "version": mlflow.__version__}}
+
+
+def _metadata(exp, row, spec, dataset, params, refit, test_metrics, formats) -> dict[str, Any]:
+    metrics = {k: v for k, v in row["metrics"].items()}
+    return {
+        "schema_version": EXPORT_SCHEMA_VERSION,
+        "exported_at": datetime.now(timezone.utc).isoformat(),
+        "experiment_id": exp["experiment_id"],
+        "experiment_name": exp["name"],
+        "trial_id": row["trial_id"],
+        "task": spec.task,
+        "objective": exp["objective"],
+        "mode": exp["mode"],
+        "params": params,
+        "fixed_params": dict(spec.model.params),
+        "estimator": spec.model.estimator,
+        "metrics": {"cv": metrics, "test": test_metrics},
+        "refit": refit,
+        "dataset": {"source": dataset.source, "fingerprint": dataset.fingerprint},
+        "features": [{"name": c, "dtype": str(dataset.X[c].dtype)} for c in dataset.X.columns],
+        "target": dataset.target if spec.task != "clustering" else None,
+        "classes": dataset.classes,
+        "environment": dict(exp.get("environment") or []),
+        "spec_hash": exp["spec_hash"],
+        "checkpoint": {"uri": row["checkpoint_uri"], "sha256": row.get("checkpoint_sha256")},
+        "formats": formats,
+    }
+
+
+def _model_card(cat: Any, exp: dict[str, Any], row: dict[str, Any], meta: dict[str, Any]) -> str:
+    wide = cat.trials(exp)
+    obj, mode = exp["objective"], exp["mode"]
+    ok = wide[wide.status == "terminated"].sort_values(obj, ascending=mode == "min")
+    runners = ok[ok.trial_id != row["trial_id"]].head(5)
+    params = wide.attrs.get("params", [])
+    lines = [
+        f"# Model card: {exp['name']} / trial {row['trial_id']}",
+        "",
+        f"- Experiment `{exp['experiment_id']}`, {meta['task']}, estimator `{meta['estimator']}`",
+        f"- Search: {exp['algorithm']}{f' ({s})' if isinstance(s := exp.get('sampler'), str) else ''}, "
+        f"{exp['trials_done']} trials finished, "
+        f"{exp['trials_failed']} failed; objective: {mode} `{obj}`",
+        f"- Data: `{meta['dataset']['source']}`, fingerprint `{meta['dataset']['fingerprint'][:16]}`, "
+        f"{len(meta['features'])} features, target `{meta['target']}`",
+        f"- Model: {'refitted on all training rows' if meta['refit'] else 'the checkpointed model of the trial'}",
+        f"- Environment: Python {meta['environment'].get('python')}, git {meta['environment'].get('git_commit', 'n/a')}",
+        "",
+        "## Best parameters",
+        "",
+        *[f"- `{k}` = `{v!r}`" for k, v in meta["params"].items()],
+        "",
+        "## Metrics",
+        "",
+        "| metric | cross-validation (mean ± std over folds) | test |",
+        "| --- | --- | --- |",
+    ]
+    cv = meta["metrics"]["cv"]
+    for name in [k for k in cv if not k.endswith("_std")]:
+        spread = f" ± {cv[name + '_std']:.4g}" if name + "_std" in cv else ""
+        test = meta["metrics"]["test"].get(name)
+        lines.append(f"| {name} | {cv[name]:.4g}{spread} | {'' if test is None else f'{test:.4g}'} |")
+    lines += [
+        "",
+        "## Intended use",
+        "",
+        f"Predicting `{meta['target']}` for rows shaped like the training data (the same {len(meta['features'])} "
+        "columns and types, from the same population). It was selected on the metric above only; check it "
+        "against your own criteria (fairness, calibration, drift) before use.",
+        "",
+        "## Runners-up",
+        "",
+        "| trial | " + " | ".join([obj, *params]) + " |",
+        "| --- | " + " | ".join(["---"] * (1 + len(params))) + " |",
+    ]
+    for _, r in runners.iterrows():
+        lines.append(f"| {r.trial_id} | {r[obj]:.4g} | " + " | ".join(str(r[p]) for p in params) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != META)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _record(cat: Any, exp: dict[str, Any], row: dict[str, Any], out: Path, meta: dict[str, Any], tag: str | None) -> None:
+    from tunehouse.catalog.schema import now, num_map, to_table
+    from tunehouse.catalog.writer import parquet_bytes, part_name
+
+    record = {
+        "export_id": uuid.uuid4().hex[:12],
+        "experiment_id": exp["experiment_id"],
+        "trial_id": row["trial_id"],
+        "path": str(out.resolve()),
+        "tag": tag,
+        "refit": bool(meta["refit"]),
+        "test_metrics": num_map(meta["metrics"]["test"]),
+        "checksums": sorted(meta["files"].items()),
+        "exported_at": now(),
+        "updated_at": now(),
+    }
+    cat.storage.write_atomic(part_name("exports", exp["experiment_id"]), parquet_bytes(to_table("exports", [record])))
+
+
+# -- loading -------------------------------------------------------------------------------
+@dataclass
+class ExportedModel:
+    """A loaded export: ``predict``, ``predict_proba`` (classifiers) and ``metadata``."""
+
+    model: Any
+    metadata: dict[str, Any]
+
+    @property
+    def features(self) -> list[str]:
+        return [f["name"] for f in self.metadata["features"]]
+
+    def check_columns(self, X: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in self.features if c not in X.columns]
+        extra = [c for c in X.columns if c not in self.features]
+        if missing:
+            raise ExportError(f"input is missing column(s) {', '.join(map(repr, missing))}; expected {', '.join(self.features)}")
+        if extra:
+            raise ExportError(f"input has unexpected column(s) {', '.join(map(repr, extra))}; expected {', '.join(self.features)}")
+        return X[self.features]
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        pred = np.asarray(self.model.predict(self.check_columns(X)))
+        classes = self.metadata.get("classes")
+        if self.metadata["task"] == "classification" and classes:
+            return np.asarray(classes, dtype=object)[pred.astype(int)]
+        return pred
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        if not hasattr(self.model, "predict_proba"):
+            raise ExportError("this model has no predict_proba")
+        return np.asarray(self.model.predict_proba(self.check_columns(X)))
+
+
+def load_export(folder: str | os.PathLike[str]) -> ExportedModel:
+    """Verify and load an export folder.
+
+    Raises:
+        ExportError: missing folder or metadata, a newer schema, a file whose SHA-256 differs
+            from the one recorded (tampered or corrupt), an unknown model format.
+    """
+    folder = Path(folder)
+    meta_path = folder / META
+    if not meta_path.is_file():
+        raise ExportError(f"{folder} is not a tunehouse export (no {META})")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as e:
+        raise ExportError(f"{meta_path}: unreadable metadata: {e}") from None
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or version > EXPORT_SCHEMA_VERSION:
+        raise ExportError(
+            f"{meta_path}: export schema_version {version!r} is newer than this tunehouse reads "
+            f"({EXPORT_SCHEMA_VERSION}); upgrade tunehouse"
+        )
+    for rel, want in (meta.get("files") or {}).items():
+        p = folder / rel
+        if not p.is_file():
+            raise ExportError(f"{p}: listed in {META} but missing")
+        if _sha256(p) != want:
+            raise ExportError(f"{p}: checksum mismatch (SHA-256 differs from {META}); refusing to load a modified file")
+    spec = meta["formats"]["model"]
+    import skops.io as sio
+
+    if spec["format"] == "skops":
+        model = sio.load(folder / spec["file"], trusted=spec["trusted"])
+    elif spec["format"] == "xgboost-ubj":
+        import importlib
+
+        module, _, name = spec["class"].rpartition(".")
+        est = getattr(importlib.import_module(module), name)()
+        est.load_model(str(folder / spec["file"]))
+        model = sio.load(folder / spec["preprocess"], trusted=spec["trusted"])
+        model.steps[-1] = ("model", est)
+    else:
+        raise ExportError(f"{meta_path}: unknown model format {spec['format']!r}")
+    return ExportedModel(model, meta)

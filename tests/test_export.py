@@ -1,0 +1,189 @@
+"""Exports: round trips for every example spec, MLflow, the predict CLI, failures, S3."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, SPECS, base_spec
+from tunehouse.catalog import Catalog, CatalogError
+from tunehouse.driver import run
+from tunehouse.export import ExportError, export, load_export
+from tunehouse.spec import load_spec
+
+pytestmark = pytest.mark.slow
+EXAMPLES = sorted(SPECS.glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def searched(ray_session, tmp_path_factory):
+    """Each example spec searched (3 trials) into one catalog: {stem: RunResult}."""
+    cat = tmp_path_factory.mktemp("exports") / "catalog"
+    out = {}
+    for path in EXAMPLES:
+        spec = load_spec(path)
+        if spec.search.algorithm != "grid":
+            spec.search.num_samples = 3
+        out[path.stem] = run(spec, catalog=cat)
+    return cat, out
+
+
+def _test_rows(cat_uri, exp_id) -> pd.DataFrame:
+    from tunehouse.export import _data
+
+    exp = Catalog(cat_uri).experiment(exp_id)
+    _spec, _ds, splits = _data(exp)
+    return splits.X_test if splits.X_test is not None else splits.X_train.head(20)
+
+
+@pytest.mark.parametrize("stem", [p.stem for p in EXAMPLES])
+def test_round_trip_equals_the_checkpointed_model(searched, stem, tmp_path):
+    cat, results = searched
+    result = results[stem]
+    X = _test_rows(cat, result.experiment_id)
+    out = tmp_path / "exp"
+    meta = export(cat, result.experiment_id, out, refit=False)
+    assert meta["trial_id"] == result.best.trial_id
+    loaded = load_export(out)
+    with open(Path(result.best.checkpoint) / "model.pkl", "rb") as f:
+        ckpt = pickle.load(f)
+    got, want = loaded.predict(X), ckpt.predict(X)
+    if meta["classes"]:
+        want = np.asarray(meta["classes"], dtype=object)[np.asarray(want).astype(int)]
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    if meta["task"] == "classification" and hasattr(ckpt, "predict_proba"):
+        np.testing.assert_allclose(loaded.predict_proba(X), ckpt.predict_proba(X))
+    files = json.loads((out / "tunehouse.json").read_text())["files"]
+    assert "MODEL_CARD.md" in files and any(f.startswith("mlflow/") for f in files)
+
+
+@pytest.mark.parametrize("stem", ["quickstart", "xgboost_bayes", "customers_csv"])
+def test_refit_export_scores_the_test_split_once(searched, stem, tmp_path):
+    cat, results = searched
+    result = results[stem]
+    meta = export(cat, result.experiment_id, tmp_path / "exp")
+    assert meta["refit"] is True
+    assert set(meta["metrics"]["test"]) == {m for m in result.test_metrics}
+    for k, v in result.test_metrics.items():  # the same refit the run scored
+        assert meta["metrics"]["test"][k] == pytest.approx(v)
+    loaded = load_export(tmp_path / "exp")
+    if stem == "xgboost_bayes":
+        assert meta["formats"]["model"]["format"] == "xgboost-ubj" and (tmp_path / "exp" / "model.ubj").is_file()
+    else:
+        assert meta["formats"]["model"]["format"] == "skops"
+    assert loaded.metadata["features"] and loaded.metadata["dataset"]["fingerprint"] == result.dataset_fingerprint
+    card = (tmp_path / "exp" / "MODEL_CARD.md").read_text()
+    assert "Runners-up" in card and result.best.trial_id in card
+
+
+def test_mlflow_pyfunc_loads_and_predicts_the_same(searched, tmp_path):
+    mlflow_pyfunc = pytest.importorskip("mlflow.pyfunc")
+    cat, results = searched
+    result = results["customers_csv"]
+    export(cat, result.experiment_id, tmp_path / "exp")
+    X = _test_rows(cat, result.experiment_id)
+    ours = load_export(tmp_path / "exp")
+    theirs = mlflow_pyfunc.load_model(str(tmp_path / "exp" / "mlflow"))
+    np.testing.assert_array_equal(np.asarray(theirs.predict(X)).astype(int), ours.model.predict(X))
+
+
+def test_predict_cli_checks_columns_and_checksums(searched, tmp_path):
+    cat, results = searched
+    result = results["customers_csv"]
+    out = tmp_path / "exp"
+    export(cat, result.experiment_id, out, tag="production")
+    X = _test_rows(cat, result.experiment_id)
+    X.to_csv(tmp_path / "in.csv", index=False)
+
+    def th(*args):
+        return subprocess.run([sys.executable, "-m", "tunehouse", *args], capture_output=True, text=True,
+                              timeout=120, cwd=ROOT)
+
+    ok = th("predict", str(out), "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "p.csv"))
+    assert ok.returncode == 0, ok.stderr
+    preds = pd.read_csv(tmp_path / "p.csv")
+    assert len(preds) == len(X) and {"prediction", "proba_0", "proba_1"} <= set(preds.columns)
+    np.testing.assert_array_equal(preds.prediction.to_numpy(), load_export(out).predict(X).astype(int))
+    X.drop(columns=["plan"]).to_csv(tmp_path / "missing.csv", index=False)
+    bad = th("predict", str(out), "--input", str(tmp_path / "missing.csv"))
+    assert bad.returncode == 1 and "missing column(s) 'plan'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    X.assign(extra=1).to_csv(tmp_path / "extra.csv", index=False)
+    bad = th("predict", str(out), "--input", str(tmp_path / "extra.csv"))
+    assert bad.returncode == 1 and "unexpected column(s) 'extra'" in bad.stderr
+    with open(out / "model.skops", "ab") as f:  # tamper
+        f.write(b"\0")
+    bad = th("predict", str(out), "--input", str(tmp_path / "in.csv"))
+    assert bad.returncode == 1 and "checksum mismatch" in bad.stderr and "model.skops" in bad.stderr
+
+
+def test_tags_move_and_history_keeps_rollback(searched, tmp_path):
+    cat, results = searched
+    a, b = results["quickstart"], results["xgboost_bayes"]
+    export(cat, a.experiment_id, tmp_path / "a", tag="staging-x")
+    export(cat, b.experiment_id, tmp_path / "b", tag="staging-x")
+    c = Catalog(cat)
+    now = c.exports(tag="staging-x")
+    assert list(now.trial_id) == [b.best.trial_id] and now.current.all()
+    hist = c.exports(tag="staging-x", history=True)
+    assert list(hist.trial_id) == [b.best.trial_id, a.best.trial_id]
+    assert list(hist.current) == [True, False]
+
+
+def test_failures_are_clear_and_write_nothing(searched, ray_session, tmp_path, write_spec):
+    cat, results = searched
+    q = results["quickstart"]
+    failing = run(load_spec(write_spec(base_spec(
+        model="helpers.objectives:fails_when_big", metrics=[{"name": "loss", "mode": "min"}],
+        search={"algorithm": "grid"}, space={"x": {"type": "grid", "values": [1, 9]}},
+    ))), catalog=cat)
+    bad = next(t for t in failing.trials if t.status == "error")
+    out = tmp_path / "out"
+    with pytest.raises(ExportError, match=r"is error: ValueError: x too big"):
+        export(cat, failing.experiment_id, out, trial=bad.trial_id)
+    with pytest.raises(CatalogError, match="no trial 'nope'"):
+        export(cat, q.experiment_id, out, trial="nope")
+    with pytest.raises(ExportError, match="has no checkpoint"):  # a pure objective has no model
+        export(cat, failing.experiment_id, out, refit=False)
+    # checksum mismatch of the checkpoint
+    victim = next(t for t in q.trials if t.trial_id != q.best.trial_id)
+    model_file = Path(victim.checkpoint) / "model.pkl"
+    model_file.write_bytes(model_file.read_bytes() + b"\0")
+    with pytest.raises(ExportError, match="checkpoint checksum mismatch"):
+        export(cat, q.experiment_id, out, trial=victim.trial_id)
+    # missing checkpoint
+    shutil.rmtree(Path(victim.checkpoint))
+    with pytest.raises(ExportError, match="checkpoint missing"):
+        export(cat, q.experiment_id, out, trial=victim.trial_id)
+    assert not out.exists() and not list(tmp_path.glob(".out.tmp-*"))
+    # an export from a newer tunehouse
+    good = tmp_path / "good"
+    export(cat, q.experiment_id, good)
+    meta = json.loads((good / "tunehouse.json").read_text())
+    meta["schema_version"] = 99
+    (good / "tunehouse.json").write_text(json.dumps(meta))
+    with pytest.raises(ExportError, match="schema_version 99 is newer"):
+        load_export(good)
+    with pytest.raises(ExportError, match="already exists"):
+        export(cat, q.experiment_id, good)
+
+
+def test_export_from_an_s3_catalog(ray_session, s3_server, tmp_path):
+    uri = f"s3://tunehouse-test/exp-{uuid.uuid4().hex[:6]}"
+    spec = load_spec(SPECS / "quickstart.yaml")
+    spec.search.num_samples = 2
+    result = run(spec, catalog=uri)
+    meta = export(uri, result.experiment_id, tmp_path / "exp", refit=False)
+    assert meta["checkpoint"]["uri"].startswith("checkpoints/")
+    loaded = load_export(tmp_path / "exp")
+    X = _test_rows(uri, result.experiment_id)
+    assert len(loaded.predict(X)) == len(X)
+    assert list(Catalog(uri).exports().trial_id) == [result.best.trial_id]
