@@ -119,6 +119,10 @@ def test_predict_cli_checks_columns_and_checksums(searched, tmp_path):
     X.assign(extra=1).to_csv(tmp_path / "extra.csv", index=False)
     bad = th("predict", str(out), "--input", str(tmp_path / "extra.csv"))
     assert bad.returncode == 1 and "unexpected column(s) 'extra'" in bad.stderr
+    listed = th("exports", "--catalog", str(cat), "--tag", "production", "--json")
+    assert listed.returncode == 0, listed.stderr
+    holders = json.loads(listed.stdout)
+    assert holders[0]["path"] == str(out.resolve()) and holders[0]["current"] is True
     with open(out / "model.skops", "ab") as f:  # tamper
         f.write(b"\0")
     bad = th("predict", str(out), "--input", str(tmp_path / "in.csv"))

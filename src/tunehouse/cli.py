@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -26,7 +27,12 @@ def entry() -> None:
         from tunehouse.driver import exit_now
 
         exit_now(code)
-    raise SystemExit(code)
+    # Everything is written and flushed (catalog parts are fsynced). Skipping interpreter
+    # finalization avoids a native thread pool's abort at exit ("terminate called without
+    # an active exception", seen once from a `catalog check` with pyarrow 25).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -544,7 +544,9 @@ def exit_now(code: int) -> None:
     ray = sys.modules.get("ray")
     if ray is None or not ray.is_initialized() or not _STARTED_HERE:
         shutdown()
-        raise SystemExit(code)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     import psutil
 
     family = psutil.Process().children(recursive=True)
