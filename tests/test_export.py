@@ -191,3 +191,56 @@ def test_export_from_an_s3_catalog(ray_session, s3_server, tmp_path):
     X = _test_rows(uri, result.experiment_id)
     assert len(loaded.predict(X)) == len(X)
     assert list(Catalog(uri).exports().trial_id) == [result.best.trial_id]
+
+
+def test_loading_refuses_widened_trust_and_outside_paths(searched, tmp_path):
+    cat, results = searched
+    result = results["quickstart"]
+    good = tmp_path / "good"
+    export(cat, result.experiment_id, good)
+    for edit, match in [
+        (lambda m: m["formats"]["model"]["trusted"].append("builtins.eval"), "refusing to trust 'builtins.eval'"),
+        (lambda m: m["formats"]["model"].update(file="../../etc/passwd"), "points outside the export"),
+    ]:
+        bad = tmp_path / f"bad{len(match)}"
+        shutil.copytree(good, bad)
+        meta = json.loads((bad / "tunehouse.json").read_text())
+        edit(meta)
+        (bad / "tunehouse.json").write_text(json.dumps(meta))
+        with pytest.raises(ExportError, match=match):
+            load_export(bad)
+    X = _test_rows(cat, result.experiment_id).astype(object)
+    X.iloc[0, 0] = "abc"
+    with pytest.raises(ExportError, match="cannot predict on this input"):
+        load_export(good).predict(X)
+
+
+def test_checkpoint_outside_the_catalog_is_refused(searched, tmp_path):
+    from tunehouse.export import _checkpoint_model
+
+    cat, results = searched
+    with pytest.raises(ExportError, match="outside the catalog's checkpoints"):
+        _checkpoint_model(Catalog(cat), {"trial_id": "t", "checkpoint_uri": "/tmp/evil", "checkpoint_sha256": "x"})
+    with pytest.raises(ExportError, match="no recorded SHA-256"):
+        _checkpoint_model(Catalog(cat), {"trial_id": "t", "checkpoint_uri": "checkpoints/x", "checkpoint_sha256": None})
+
+
+def test_the_final_refit_of_a_training_function_never_sees_the_test_rows(ray_session, tmp_path, write_spec):
+    spec = load_spec(write_spec(base_spec(
+        data={"sklearn": "breast_cancer"}, model="helpers.objectives:sees_valid",
+        metrics=["accuracy"], evaluation={"holdout": 0.25, "test_size": 0.2},
+        search={"algorithm": "random", "num_samples": 1}, space={"C": {"type": "uniform", "low": 0.1, "high": 1}},
+    )))
+    from tunehouse.trainable import FoldData
+
+    seen = []
+    import helpers.objectives as obj
+
+    real = obj.sees_valid
+    obj.sees_valid = lambda p, d: seen.append(isinstance(d, FoldData) and d.X_valid is None) or real(p, d)
+    try:
+        result = run(spec, catalog=tmp_path)
+    finally:
+        obj.sees_valid = real
+    assert seen == [True]  # the driver-side refit: no validation (= test) rows
+    assert "accuracy" in result.test_metrics

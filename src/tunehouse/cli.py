@@ -167,8 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SpecError as e:
         shutdown()
         if e.file is None:  # found while loading data or the model: point at the spec
-            raise SpecError(e.reason, file=args.spec, field=e.field,
-                            line=_line_for(_line_map(spec.text), e.field)) from None
+            raise type(e)(e.reason, file=args.spec, field=e.field,
+                          line=_line_for(_line_map(spec.text), e.field)) from None
         raise
     except BaseException:
         shutdown()

@@ -156,9 +156,10 @@ def _prepare(frame: pd.DataFrame, target: str | None, spec: Spec, source: str) -
             "or drop it from data.features",
             field="data.features",
         )
-    if not categorical and X.isna().any().any() and not (spec.preprocess and spec.preprocess.impute):
+    numeric_cols = [c for c in X.columns if c not in categorical]
+    if X[numeric_cols].isna().any().any() and not (spec.preprocess and spec.preprocess.impute):
         if spec.model.estimator != "xgboost" and not spec.model.is_function:
-            col = X.columns[X.isna().any()][0]
+            col = X[numeric_cols].columns[X[numeric_cols].isna().any()][0]
             raise DataError(
                 f"column {col!r} has missing values; set preprocess.impute (mean, median, "
                 "most_frequent) or use model: xgboost",

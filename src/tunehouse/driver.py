@@ -238,24 +238,27 @@ def run(
         check_model(spec, dataset)
         splits = split(dataset, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
         payload = make_payload(spec, dataset, splits)
+        from tunehouse.catalog import open_storage
+
+        store = open_storage(catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG))
+        store.probe()  # a bad --catalog fails here, before any trial runs
         import ray.tune  # noqa: F401  (half a second of imports, off the main thread)
 
-        return dataset, splits, payload
+        return dataset, splits, payload, store
 
     prepared = _Background(prepare)
     try:
         connect(address, [str(spec.base_dir), os.getcwd()])
         phases["ray_start"] = time.perf_counter() - t0
     finally:
-        dataset, splits, payload = prepared.result()  # bad input wins over a Ray failure
+        dataset, splits, payload, store = prepared.result()  # bad input wins over a Ray failure
     phases["ray_start_and_data"] = time.perf_counter() - t0
     from ray import tune
 
-    from tunehouse.catalog import CatalogWriter, ExperimentRecorder, open_storage
+    from tunehouse.catalog import CatalogWriter, ExperimentRecorder
     from tunehouse.provenance import environment
 
     exp_id = experiment_id or new_experiment_id(spec.name)
-    store = open_storage(catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG))
     storage_path, storage_fs = _checkpoint_storage(store)
     recorder = ExperimentRecorder(
         CatalogWriter(store, exp_id), spec=spec, dataset=dataset,
@@ -373,9 +376,10 @@ def _test_score(spec: Spec, payload: TrialPayload, splits, best: TrialRecord) ->
         return {}
     f = payload.factory
     if f.kind == "function":
-        out = f.target()(dict(best.params), FoldData(splits.X_train, splits.y_train, splits.X_test, splits.y_test))
-        if isinstance(out, dict):
-            return {k: float(v) for k, v in out.items()}
+        # the test rows are scored, never shown to the fit (no X_valid for early stopping)
+        out = f.target()(dict(best.params), FoldData(splits.X_train, splits.y_train, None, None))
+        if isinstance(out, dict) or not hasattr(out, "predict"):
+            return {}  # a pure objective has nothing to score on the test rows
         model = out
     else:
         model = f.build(best.params).fit(splits.X_train, splits.y_train)

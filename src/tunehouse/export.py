@@ -73,10 +73,11 @@ def export(
         raise ExportError(f"{out} already exists; choose a new --out folder")
     exp = cat.experiment(experiment)
     row = _trial_row(cat, exp, trial, metric)
-    model = _checkpoint_model(cat, row)
     spec, dataset, splits = _data(exp)
     params = row["_param_values"]
     do_refit = spec.refit if refit is None else refit
+    # verified always; unpickled only when it is what we export
+    model = _checkpoint_model(cat, row, load=not do_refit)
     from tunehouse.models import make_factory, score
 
     factory = make_factory(spec, dataset)
@@ -132,10 +133,19 @@ def _trial_row(cat: Any, exp: dict[str, Any], trial: str | None, metric: str | N
     return row
 
 
-def _checkpoint_model(cat: Any, row: dict[str, Any]) -> Any:
+def _checkpoint_model(cat: Any, row: dict[str, Any], *, load: bool = True) -> Any:
+    """Read a trial's checkpoint and check it against the SHA-256 the trial recorded.
+
+    The catalog is a trust boundary: a checkpoint is a pickle, so it is only read from
+    inside the catalog's ``checkpoints/`` and only unpickled when its hash matches.
+    """
     uri = row.get("checkpoint_uri")
     if not isinstance(uri, str) or not uri:
         raise ExportError(f"trial {row['trial_id']} has no checkpoint (a training function that returned only metrics?)")
+    if not uri.startswith("checkpoints/") or ".." in uri.split("/"):
+        raise ExportError(f"trial {row['trial_id']}: checkpoint URI {uri!r} is outside the catalog's checkpoints/; refusing it")
+    if not isinstance(row.get("checkpoint_sha256"), str):
+        raise ExportError(f"trial {row['trial_id']}: no recorded SHA-256 for its checkpoint; refusing to unpickle it")
     from tunehouse.trainable import MODEL_FILE
 
     rel = f"{uri}/{MODEL_FILE}"
@@ -145,12 +155,12 @@ def _checkpoint_model(cat: Any, row: dict[str, Any]) -> Any:
         raise ExportError(f"checkpoint missing: {cat.storage.full_uri(rel)}") from None
     want = row.get("checkpoint_sha256")
     got = hashlib.sha256(data).hexdigest()
-    if isinstance(want, str) and want != got:
+    if want != got:
         raise ExportError(
             f"checkpoint checksum mismatch for {cat.storage.full_uri(rel)}: recorded {want[:12]}..., "
             f"found {got[:12]}...; the file changed since the trial wrote it"
         )
-    return pickle.loads(data)  # verified against the hash the trial recorded
+    return pickle.loads(data) if load else None  # verified against the hash the trial recorded
 
 
 def _data(exp: dict[str, Any]):
@@ -359,8 +369,16 @@ class ExportedModel:
             raise ExportError(f"input has unexpected column(s) {', '.join(map(repr, extra))}; expected {', '.join(self.features)}")
         return X[self.features]
 
+    def _call(self, fn: Any, X: pd.DataFrame) -> np.ndarray:
+        try:
+            return np.asarray(fn(self.check_columns(X)))
+        except ExportError:
+            raise
+        except (ValueError, TypeError) as e:  # e.g. text in a numeric column
+            raise ExportError(f"cannot predict on this input: {str(e).splitlines()[0]}") from None
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        pred = np.asarray(self.model.predict(self.check_columns(X)))
+        pred = self._call(self.model.predict, X)
         classes = self.metadata.get("classes")
         if self.metadata["task"] == "classification" and classes:
             return np.asarray(classes, dtype=object)[pred.astype(int)]
@@ -369,7 +387,7 @@ class ExportedModel:
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if not hasattr(self.model, "predict_proba"):
             raise ExportError("this model has no predict_proba")
-        return np.asarray(self.model.predict_proba(self.check_columns(X)))
+        return self._call(self.model.predict_proba, X)
 
 
 def load_export(folder: str | os.PathLike[str]) -> ExportedModel:
@@ -399,7 +417,38 @@ def load_export(folder: str | os.PathLike[str]) -> ExportedModel:
             raise ExportError(f"{p}: listed in {META} but missing")
         if _sha256(p) != want:
             raise ExportError(f"{p}: checksum mismatch (SHA-256 differs from {META}); refusing to load a modified file")
-    spec = meta["formats"]["model"]
+    try:
+        spec = meta["formats"]["model"]
+        _check_paths(meta, spec, meta_path)
+        _check_trusted(spec.get("trusted", []), meta_path)
+        return ExportedModel(_load_model(folder, spec, meta_path), meta)
+    except ExportError:
+        raise
+    except Exception as e:  # a malformed or hand-edited tunehouse.json
+        raise ExportError(f"{meta_path}: cannot load the model: {type(e).__name__}: {e}") from None
+
+
+#: What an export may ask skops to trust, and which XGBoost classes it may instantiate. The
+#: metadata is not signed, so it cannot widen this list.
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "xgboost.", "tunehouse.models.FoldEnsemble")
+_XGB_CLASSES = {"xgboost.sklearn.XGBClassifier", "xgboost.sklearn.XGBRegressor"}
+
+
+def _check_trusted(trusted: list[str], meta_path: Path) -> None:
+    bad = [t for t in trusted if not str(t).startswith(_TRUSTED_PREFIXES)]
+    if bad:
+        raise ExportError(f"{meta_path}: refusing to trust {', '.join(map(repr, bad))} (not scikit-learn, NumPy, "
+                          "SciPy, XGBoost or tunehouse types)")
+
+
+def _check_paths(meta: dict[str, Any], spec: dict[str, Any], meta_path: Path) -> None:
+    names = [*(meta.get("files") or {}), spec.get("file", ""), spec.get("preprocess", "") or ""]
+    for n in names:
+        if n and (n.startswith("/") or ".." in n.split("/")):
+            raise ExportError(f"{meta_path}: file name {n!r} points outside the export")
+
+
+def _load_model(folder: Path, spec: dict[str, Any], meta_path: Path) -> Any:
     import skops.io as sio
 
     if spec["format"] == "skops":
@@ -407,6 +456,8 @@ def load_export(folder: str | os.PathLike[str]) -> ExportedModel:
     elif spec["format"] == "xgboost-ubj":
         import importlib
 
+        if spec["class"] not in _XGB_CLASSES:
+            raise ExportError(f"{meta_path}: unexpected XGBoost class {spec['class']!r}")
         module, _, name = spec["class"].rpartition(".")
         est = getattr(importlib.import_module(module), name)()
         est.load_model(str(folder / spec["file"]))
@@ -414,4 +465,4 @@ def load_export(folder: str | os.PathLike[str]) -> ExportedModel:
         model.steps[-1] = ("model", est)
     else:
         raise ExportError(f"{meta_path}: unknown model format {spec['format']!r}")
-    return ExportedModel(model, meta)
+    return model

@@ -333,6 +333,11 @@ def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
 def _check_metrics(spec: Spec) -> None:
     for i, m in enumerate(spec.metrics):
         if spec.model.is_function and m.name not in METRICS:
+            if m.mode is None:  # never guess a direction: a loss maximised is a silent disaster
+                raise SpecError(
+                    f"custom metric {m.name!r} needs a mode: write {{name: {m.name}, mode: min}} or mode: max",
+                    field=f"metrics.{i}",
+                )
             continue  # a training function may report any metric it likes
         known = METRICS.get(m.name)
         valid = sorted(k for k, v in METRICS.items() if spec.task in v.tasks)

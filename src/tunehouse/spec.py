@@ -302,7 +302,7 @@ def load_spec(path: str | Path, *, check: bool = True) -> Spec:
         except SpecError as e:
             if e.file:
                 raise
-            raise SpecError(
+            raise type(e)(  # keep the kind (DataError stays DataError)
                 e.reason, file=shown, field=e.field, line=_line_for(lines, e.field)
             ) from None
     return spec

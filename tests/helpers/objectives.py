@@ -21,3 +21,12 @@ def sleepy(params, data):
 
     time.sleep(0.5)
     return {"loss": float(params["x"])}
+
+
+def sees_valid(params, data):
+    """Records whether the fit was shown validation rows (None at the final refit)."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=200).fit(data.X_train, data.y_train)
+    model.saw_valid_ = data.X_valid is not None
+    return model

@@ -67,6 +67,8 @@ class Catalog:
     def _read_part(self, part: PartInfo, table: str) -> pa.Table | None:
         try:
             t = pq.read_table(self.storage.fs_path(part.path), filesystem=self.storage.filesystem)
+        except FileNotFoundError:
+            raise  # removed since it was listed (compaction): the caller lists again
         except Exception as e:  # truncated, not Parquet, unreadable
             warnings.warn(f"skipping {part.path}: {str(e).splitlines()[0]}", CatalogWarning, stacklevel=3)
             return None
@@ -81,8 +83,16 @@ class Catalog:
         """One table as Arrow, latest row per key (``latest=False``: every version)."""
         if table not in SCHEMAS:
             raise CatalogError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
-        parts = self.parts(table, experiment_id)
-        tables = self._read_parts(table, parts)
+        for attempt in range(3):
+            parts = self.parts(table, experiment_id)
+            try:
+                tables = self._read_parts(table, parts)
+                break
+            except FileNotFoundError:
+                # a compaction replaced parts between listing and reading: its merged part
+                # is already written, so listing again sees every row
+                if attempt == 2:
+                    raise CatalogError(f"{table}: parts keep vanishing while reading; retry") from None
         return self._combine(table, parts, tables, latest)
 
     def _combine(self, table: str, parts: list[PartInfo], tables: list[pa.Table | None], latest: bool) -> pa.Table:
@@ -168,13 +178,7 @@ class Catalog:
         exp = self.experiment(experiment)
         metric = metric or exp["objective"]
         if mode is None:
-            if metric == exp["objective"]:
-                mode = exp["mode"]
-            else:
-                from tunehouse.models import METRICS
-
-                known = METRICS.get(metric)
-                mode = "max" if known is None or known.greater_is_better else "min"
+            mode = _metric_mode(exp, metric)
         df = self.trials(exp)
         if df.empty or metric not in df.columns:
             raise CatalogError(f"experiment {exp['experiment_id']} has no trial with metric {metric!r}")
@@ -233,8 +237,12 @@ class Catalog:
         by_dir: dict[str, list[PartInfo]] = {}
         for p in parts:
             by_dir.setdefault(os.path.dirname(p.path), []).append(p)
-        clean = [self.storage.fs_path(ps[0].path) for ps in by_dir.values() if len(ps) == 1 and _is_compacted(ps[0])]
-        rest = [self.storage.fs_path(p.path) for ps in by_dir.values() if not (len(ps) == 1 and _is_compacted(ps[0])) for p in ps]
+        def clean_dir(ps: list[PartInfo]) -> bool:
+            # experiments: the index may overlap a partition a driver wrote to later
+            return table != "experiments" and len(ps) == 1 and _is_compacted(ps[0])
+
+        clean = [self.storage.fs_path(ps[0].path) for ps in by_dir.values() if clean_dir(ps)]
+        rest = [self.storage.fs_path(p.path) for ps in by_dir.values() if not clean_dir(ps) for p in ps]
         cols = ", ".join(f'"{f.name}"' for f in SCHEMAS[table])
         keys = ", ".join(KEYS[table])
         selects = []
@@ -298,7 +306,12 @@ class Catalog:
             if len(parts) <= 1:
                 out[table] = (len(parts), len(parts))
                 continue
-            merged = self.table(table, exp["experiment_id"])
+            tables = self._read_parts(table, parts)
+            if any(t is None for t in tables):  # never delete what could not be read
+                bad = [p.path for p, t in zip(parts, tables) if t is None]
+                raise CatalogError(f"cannot compact {exp['experiment_id']}: unreadable part(s) {', '.join(bad)}; "
+                                   "see tunehouse catalog check")
+            merged = self._combine(table, parts, tables, True)
             self.storage.write_atomic(part_name(table, exp["experiment_id"], compacted=True), parquet_bytes(merged))
             for p in parts:
                 self.storage.delete(p.path)
@@ -319,7 +332,11 @@ class Catalog:
         merge = [p for e in finished for p in self.parts("experiments", e)]
         if not merge and len(old_index) <= 1:
             return {"experiments": len(finished), "index_rows": 0}
-        rows = self._combine("experiments", old_index + merge, self._read_parts("experiments", old_index + merge), True)
+        sources = old_index + merge
+        tables = self._read_parts("experiments", sources)
+        if any(t is None for t in tables):
+            raise CatalogError("cannot build the experiments index: unreadable part(s); see tunehouse catalog check")
+        rows = self._combine("experiments", sources, tables, True)
         self.storage.write_atomic(part_name("experiments", ALL, compacted=True), parquet_bytes(rows))
         for p in old_index + merge:  # the index is written before its sources go
             self.storage.delete(p.path)
@@ -330,6 +347,25 @@ def duckdb_error(msg: str) -> Exception:
     import duckdb
 
     return duckdb.Error(msg)
+
+
+def _metric_mode(exp: dict[str, Any], metric: str) -> str:
+    """A metric's direction: the objective's mode, the spec's mode for it, else the registry's."""
+    if metric == exp["objective"]:
+        return exp["mode"]
+    try:
+        from tunehouse.models import metric_mode
+        from tunehouse.spec import parse_spec
+
+        for m in parse_spec(exp["spec_text"]).metrics:
+            if m.name == metric:
+                return metric_mode(m)
+    except Exception:  # an old or foreign spec text: fall back to the registry
+        pass
+    from tunehouse.models import METRICS
+
+    known = METRICS.get(metric.removesuffix("_std"))
+    return "max" if known is None or known.greater_is_better else "min"
 
 
 def _is_compacted(part: PartInfo) -> bool:

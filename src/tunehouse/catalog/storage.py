@@ -42,6 +42,10 @@ class Storage(abc.ABC):
     def write_atomic(self, rel: str, data: bytes) -> None: ...
 
     @abc.abstractmethod
+    def probe(self) -> None:
+        """Raise ``CatalogError`` if this catalog cannot be used; write nothing."""
+
+    @abc.abstractmethod
     def read(self, rel: str) -> bytes: ...
 
     @abc.abstractmethod
@@ -120,6 +124,16 @@ class LocalStorage(Storage):
     def exists(self) -> bool:
         return self.root.exists()
 
+    def probe(self) -> None:
+        """Fail early, creating nothing, if the catalog cannot be written here."""
+        p = self.root
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        if not p.is_dir():
+            raise CatalogError(f"catalog {self.root}: {p} is not a folder")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise CatalogError(f"catalog {self.root}: {p} is not writable")
+
 
 class ObjectStorage(Storage):
     """``s3://bucket/prefix`` through ``pyarrow.fs.S3FileSystem``.
@@ -170,6 +184,10 @@ class ObjectStorage(Storage):
 
     def fs_path(self, rel: str) -> str:
         return self._key(rel)
+
+    def probe(self) -> None:
+        """Fail early if the bucket cannot be reached (listing needs credentials and an endpoint)."""
+        self.list_files("experiments/")
 
 
 def s3_filesystem() -> pafs.S3FileSystem:

@@ -110,12 +110,20 @@ class CatalogWriter:
         written = 0
         # trials before the experiment row: a reader that sees the final experiment row
         # also sees every trial it counts
-        for table in ("iterations", "trials", "experiments"):
+        order = ("iterations", "trials", "experiments")
+        for i, table in enumerate(order):
             rows = buf[table]
-            if rows:
+            if not rows:
+                continue
+            try:
                 data = parquet_bytes(to_table(table, rows))
                 self.storage.write_atomic(part_name(table, self.experiment_id), data)
-                written += 1
+            except BaseException:
+                with self._lock:  # keep what was not written, ahead of newer rows; retry later
+                    for t in order[i:]:
+                        self._buf[t][:0] = buf[t]
+                raise
+            written += 1
         self.parts_written += written
         return written
 
