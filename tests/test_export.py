@@ -218,7 +218,7 @@ def test_loading_refuses_widened_trust_and_outside_paths(searched, tmp_path):
 def test_checkpoint_outside_the_catalog_is_refused(searched, tmp_path):
     from tunehouse.export import _checkpoint_model
 
-    cat, results = searched
+    cat, _results = searched
     with pytest.raises(ExportError, match="outside the catalog's checkpoints"):
         _checkpoint_model(Catalog(cat), {"trial_id": "t", "checkpoint_uri": "/tmp/evil", "checkpoint_sha256": "x"})
     with pytest.raises(ExportError, match="no recorded SHA-256"):
