@@ -269,7 +269,9 @@ def run(
 
     collector = TrialCollector(recorder)
     search_alg, param_space = make_search(spec)
-    resources = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
+    # one bundle per trial: CPUs, GPUs and any custom resources (placement on tagged nodes)
+    bundle = {"CPU": spec.resources.cpus, "GPU": spec.resources.gpus, **spec.resources.custom}
+    resources = tune.PlacementGroupFactory([{k: v for k, v in bundle.items() if v}])
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(tune_trainable, payload=payload), resources),
         param_space=param_space,

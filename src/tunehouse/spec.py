@@ -147,6 +147,17 @@ class SearchSpec(_Model):
 class Resources(_Model):
     cpus: float = Field(1, gt=0, le=1024, allow_inf_nan=False)
     gpus: float = Field(0, ge=0, le=64, allow_inf_nan=False)
+    custom: dict[str, FiniteFloat] = Field(
+        default_factory=dict, description='Ray custom resources per trial, e.g. {"worker_b": 1}.'
+    )
+
+    @field_validator("custom")
+    @classmethod
+    def _custom(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, amount in v.items():
+            if name.upper() in ("CPU", "GPU", "MEMORY") or amount < 0:
+                raise ValueError(f"custom resource {name!r}: use cpus/gpus for CPUs and GPUs; amounts must be >= 0")
+        return v
 
 
 class Spec(_Model):

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# A multi-node Ray cluster on this machine, on loopback only, for trying tunehouse's cluster
+# mode and for its tests.
+#
+#   cluster/local-cluster.sh start [--workers N] [--cpus C] [--dir DIR] [--worker-resources JSON]
+#   cluster/local-cluster.sh stop  [--dir DIR]
+#   cluster/local-cluster.sh env   [--dir DIR]      # prints the exports a client needs
+#
+# Every node binds 127.0.0.1 (--node-ip-address, --dashboard-host), uses its own ports and
+# the cluster's own --temp-dir under DIR, and token auth (RAY_AUTH_MODE=token). `stop` ends
+# exactly the processes whose command line names this cluster's temp dir (never `ray stop`,
+# which would stop every Ray on the machine). The first worker gets --worker-resources
+# (default {"worker_b": 1}) so placement on a custom resource can be tried.
+# Needs ray[default,client] (pip install -e '.[cluster]'). Ray resolves 127.0.0.1 to this
+# host's own interface address for node IPs; nothing leaves the machine either way.
+set -euo pipefail
+
+cmd=${1:-}; shift || true
+workers=2; cpus=1; dir=${TUNEHOUSE_CLUSTER_DIR:-/tmp/tunehouse-cluster}; wres='{"worker_b": 1}'
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --workers) workers=$2; shift 2 ;;
+    --cpus) cpus=$2; shift 2 ;;
+    --dir) dir=$2; shift 2 ;;
+    --worker-resources) wres=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+here=$(cd "$(dirname "$0")/.." && pwd)
+ray=${RAY:-$here/.venv/bin/ray}
+[ -x "$ray" ] || ray=$(command -v ray)
+export RAY_AUTH_MODE=token RAY_USAGE_STATS_ENABLED=0
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+node_ports() {  # a distinct set of ports for one node
+  echo "--node-manager-port=$(free_port) --object-manager-port=$(free_port) \
+--dashboard-agent-listen-port=$(free_port) --dashboard-agent-grpc-port=$(free_port) \
+--runtime-env-agent-port=$(free_port) --metrics-export-port=$(free_port)"
+}
+
+case "$cmd" in
+  start)
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    tmp="$dir/ray"   # our own --temp-dir: how `stop` finds our processes
+    mkdir -p "$tmp"
+    gcs=$(free_port); dash=$(free_port); client=$(free_port)
+    base=$((20000 + RANDOM % 20000))
+    # shellcheck disable=SC2046
+    "$ray" start --head --node-ip-address=127.0.0.1 --port="$gcs" \
+      --dashboard-host=127.0.0.1 --dashboard-port="$dash" --ray-client-server-port="$client" \
+      --num-cpus="$cpus" --temp-dir="$tmp" --disable-usage-stats \
+      --min-worker-port=$base --max-worker-port=$((base + 199)) $(node_ports) >"$dir/head.log" 2>&1
+    for i in $(seq 1 "$workers"); do
+      res='{}'; [ "$i" -eq 1 ] && res=$wres
+      lo=$((base + 200 * i))
+      # shellcheck disable=SC2046
+      "$ray" start --address="127.0.0.1:$gcs" --node-ip-address=127.0.0.1 --num-cpus="$cpus" \
+        --resources="$res" --temp-dir="$tmp" --disable-usage-stats \
+        --min-worker-port=$lo --max-worker-port=$((lo + 199)) $(node_ports) >"$dir/worker-$i.log" 2>&1
+    done
+    cat >"$dir/env" <<ENV
+export RAY_AUTH_MODE=token
+export RAY_ADDRESS=127.0.0.1:$gcs
+export TUNEHOUSE_DASHBOARD=http://127.0.0.1:$dash
+ENV
+    echo "started head + $workers worker(s): GCS 127.0.0.1:$gcs, dashboard http://127.0.0.1:$dash"
+    echo "clients: source $dir/env"
+    ;;
+  stop)
+    [ -d "$dir/ray" ] || { echo "no cluster in $dir"; exit 0; }
+    tmp=$(cd "$dir/ray" && pwd)
+    # The processes whose command line names our temp dir, and all their descendants (the
+    # dashboard's forkserver children and the workers do not name it themselves).
+    "$here/.venv/bin/python" - "$tmp" <<'PY'
+import sys, time, psutil
+tmp = sys.argv[1]
+me = psutil.Process()
+mine = {me.pid, *(p.pid for p in me.parents())}  # this script names the dir too
+roots = [p for p in psutil.process_iter(["cmdline"])
+         if p.pid not in mine and any(tmp in a for a in (p.info["cmdline"] or []))]
+family = {p.pid: p for r in roots for p in [r, *r.children(recursive=True)]}
+procs = list(family.values())
+for p in procs:
+    try:
+        p.terminate()
+    except psutil.Error:
+        pass
+_, alive = psutil.wait_procs(procs, timeout=10)
+for p in alive:
+    try:
+        p.kill()
+    except psutil.Error:
+        pass
+print(f"stopped {len(procs)} process(es)")
+PY
+    echo "stopped the cluster in $dir"
+    ;;
+  env)
+    cat "$dir/env"
+    ;;
+  *)
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

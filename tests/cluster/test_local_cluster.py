@@ -1,0 +1,91 @@
+"""tunehouse run --address on a real 3-node Ray cluster on this machine (cluster/local-cluster.sh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+pytest.importorskip("ray.util.client", reason="cluster mode needs ray[default,client]")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Head + 2 workers, 1 CPU each, {"worker_b": 1} on the first worker; stopped afterwards."""
+    d = tmp_path_factory.mktemp("cluster")
+    script = ROOT / "cluster" / "local-cluster.sh"
+    start = subprocess.run([str(script), "start", "--dir", str(d)], capture_output=True, text=True, timeout=180)
+    try:
+        assert start.returncode == 0, start.stdout + start.stderr
+        env = dict(os.environ)
+        for line in (d / "env").read_text().splitlines():
+            k, _, v = line.removeprefix("export ").partition("=")
+            env[k] = v
+        yield env
+    finally:
+        subprocess.run([str(script), "stop", "--dir", str(d)], capture_output=True, text=True, timeout=120)
+        left = subprocess.run(["pgrep", "-f", str(d / "ray")], capture_output=True, text=True)
+        assert left.stdout.strip() == "", "cluster processes survived stop"
+
+
+def _nodes(env) -> dict[str, dict]:
+    code = textwrap.dedent("""
+        import json, ray
+        ray.init(log_to_driver=False)
+        print(json.dumps({n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _run(env, spec_text: str, tmp_path) -> dict:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(spec_text)
+    out = subprocess.run(
+        [sys.executable, "-m", "tunehouse", "run", str(spec), "--address", env["RAY_ADDRESS"],
+         "--catalog", str(tmp_path / "catalog"), "--json"],
+        env=env, capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+SPEC = """
+name: on-cluster
+task: classification
+data: {sklearn: iris}
+model: sklearn.tree.DecisionTreeClassifier
+metrics: [accuracy]
+search: {algorithm: grid}
+space: {max_depth: {type: grid, values: [1, 2, 3, 4, 5, 6]}}
+"""
+
+
+def test_trials_spread_over_nodes_and_land_once(cluster, tmp_path):
+    nodes = _nodes(cluster)
+    assert len(nodes) == 3
+    result = _run(cluster, SPEC, tmp_path)
+    used = {t["usage"]["node_id"] for t in result["trials"]}
+    assert used <= set(nodes) and len(used) > 1
+    assert result["cluster_cpus"] == 3
+    from tunehouse.catalog import Catalog
+
+    df = Catalog(tmp_path / "catalog").trials(result["experiment_id"])
+    assert sorted(df.max_depth) == [1, 2, 3, 4, 5, 6] and df.trial_id.is_unique
+    assert df.node_id.nunique() > 1
+
+
+def test_custom_resource_pins_trials_to_its_node(cluster, tmp_path):
+    nodes = _nodes(cluster)
+    tagged = [n for n, res in nodes.items() if res.get("worker_b")]
+    assert len(tagged) == 1
+    result = _run(cluster, SPEC + "resources: {cpus: 1, custom: {worker_b: 1}}\n", tmp_path)
+    assert {t["usage"]["node_id"] for t in result["trials"]} == set(tagged)
