@@ -64,16 +64,28 @@ SPEC = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_driver_killed_with_sigkill_leaves_a_readable_complete_catalog(tmp_path):
+def _start_slow_run(tmp_path, **popen) -> tuple[subprocess.Popen, str]:
+    """A real `tunehouse run` of 200 slow trials in its own session; returns (process, catalog)."""
     (tmp_path / "slow_objective.py").write_text(SLOW)
     spec = tmp_path / "killed.yaml"
     spec.write_text(SPEC)
     uri = str(tmp_path / "catalog")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tunehouse", "run", str(spec), "--catalog", uri],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "tunehouse", "run", str(spec), "--catalog", uri],
+                            cwd=tmp_path, start_new_session=True, **popen)
+    return proc, uri
+
+
+def _finished(uri: str) -> int:
+    """Trials the catalog shows as finished (0 before the first flush)."""
+    if not (Path(uri) / "trials").exists():
+        return 0
+    df = Catalog(uri).trials("killed")
+    return int((df.status == "terminated").sum()) if len(df) else 0
+
+
+@pytest.mark.slow
+def test_driver_killed_with_sigkill_leaves_a_readable_complete_catalog(tmp_path):
+    proc, uri = _start_slow_run(tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     driver = psutil.Process(proc.pid)
     family: list[psutil.Process] = []
     try:
@@ -82,9 +94,7 @@ def test_driver_killed_with_sigkill_leaves_a_readable_complete_catalog(tmp_path)
         while time.time() < deadline and seen < 6:
             time.sleep(0.5)
             family = driver.children(recursive=True) or family
-            if (tmp_path / "catalog" / "trials").exists():
-                df = Catalog(uri).trials("killed")
-                seen = int((df.status == "terminated").sum()) if len(df) else 0
+            seen = _finished(uri)
         assert seen >= 6, "the run recorded too few trials before the deadline"
         family = driver.children(recursive=True) or family
         os.kill(proc.pid, signal.SIGKILL)
@@ -110,21 +120,12 @@ def test_driver_killed_with_sigkill_leaves_a_readable_complete_catalog(tmp_path)
 
 @pytest.mark.slow
 def test_ctrl_c_marks_the_experiment_interrupted(tmp_path):
-    (tmp_path / "slow_objective.py").write_text(SLOW)
-    spec = tmp_path / "killed.yaml"
-    spec.write_text(SPEC)
-    uri = str(tmp_path / "catalog")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tunehouse", "run", str(spec), "--catalog", uri],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
+    proc, uri = _start_slow_run(tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline, seen = time.time() + 120, 0
         while time.time() < deadline and seen < 4:
             time.sleep(0.5)
-            if (tmp_path / "catalog" / "trials").exists():
-                df = Catalog(uri).trials("killed")
-                seen = int((df.status == "terminated").sum()) if len(df) else 0
+            seen = _finished(uri)
         assert seen >= 4
         os.kill(proc.pid, signal.SIGINT)
         _out, err = proc.communicate(timeout=60)

@@ -54,9 +54,12 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def delete(self, rel: str) -> None: ...
 
+    _fs: pafs.FileSystem
+
     @property
-    @abc.abstractmethod
-    def filesystem(self) -> pafs.FileSystem: ...
+    def filesystem(self) -> pafs.FileSystem:
+        """The pyarrow filesystem the parts live on (for pyarrow and Ray Tune)."""
+        return self._fs
 
     @abc.abstractmethod
     def fs_path(self, rel: str) -> str:
@@ -113,10 +116,6 @@ class LocalStorage(Storage):
             (self.root / rel).unlink()
         except FileNotFoundError:
             pass
-
-    @property
-    def filesystem(self) -> pafs.FileSystem:
-        return self._fs
 
     def fs_path(self, rel: str) -> str:
         return str(self.root / rel)
@@ -177,10 +176,6 @@ class ObjectStorage(Storage):
             self._fs.delete_file(self._key(rel))
         except FileNotFoundError:
             pass
-
-    @property
-    def filesystem(self) -> pafs.FileSystem:
-        return self._fs
 
     def fs_path(self, rel: str) -> str:
         return self._key(rel)
