@@ -320,6 +320,7 @@ def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
                 f"unknown parameter {name!r} for {target.__name__}{did_you_mean(name, options)}",
                 field=f"space.{name}",
             )
+    _check_values(spec, target, inst)
     for i, m in enumerate(spec.metrics):
         if METRICS[m.name].needs == "proba" and not hasattr(inst, "predict_proba"):
             raise SpecError(
@@ -328,6 +329,27 @@ def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
                 field=f"metrics.{i}.name",
             )
     return factory
+
+
+def _check_values(spec: Spec, cls: type, inst: Any) -> None:
+    """Try the space's values on the estimator (choices, and the ends of ranges) with its own
+    parameter validation, so a value it rejects fails here, not in every trial."""
+    if not hasattr(inst, "_validate_params") or not hasattr(inst, "_parameter_constraints"):
+        return  # not a scikit-learn estimator with declared constraints
+    from sklearn.base import clone
+
+    for name, d in spec.space.items():
+        if "__" in name:
+            continue  # a pipeline step's parameter
+        values = list(getattr(d, "values", None) or [d.low, d.high])
+        for v in values:
+            est = clone(inst)
+            try:
+                est.set_params(**{name: v})
+                est._validate_params()
+            except Exception as e:  # sklearn's InvalidParameterError is a ValueError
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise SpecError(f"value {v!r} is not accepted by {cls.__name__}: {msg}", field=f"space.{name}") from None
 
 
 def _check_metrics(spec: Spec) -> None:
