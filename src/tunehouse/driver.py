@@ -442,6 +442,8 @@ def _split_result(result: dict[str, Any]) -> tuple[dict[str, float], dict[str, A
 def _make_collector():
     from ray.tune import Callback
 
+    from tunehouse.models import mode_for
+
     class _Collector(Callback):
         """Keeps a ``TrialRecord`` per finished trial (the catalog writer's seam)."""
 
@@ -484,7 +486,7 @@ def _make_collector():
             self.recorder.trial_result(trial.trial_id, int(result.get("training_iteration", 1)), metrics)
             best = self._best.setdefault(trial.trial_id, {})
             for k, v in metrics.items():
-                mode = _mode_of(k, self.recorder.spec)
+                mode = mode_for(k, self.recorder.spec.metrics)
                 if k not in best or (v > best[k] if mode == "max" else v < best[k]):
                     best[k] = v
 
@@ -539,16 +541,6 @@ def _make_collector():
             )
 
     return _Collector
-
-
-def _mode_of(metric: str, spec: Spec) -> str:
-    from tunehouse.models import METRICS, metric_mode
-
-    for m in spec.metrics:
-        if m.name == metric:
-            return metric_mode(m)
-    known = METRICS.get(metric.removesuffix("_std"))
-    return "max" if known is None or known.greater_is_better else "min"
 
 
 def TrialCollector(recorder):

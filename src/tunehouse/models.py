@@ -141,6 +141,15 @@ def metric_mode(m: MetricSpec) -> Literal["min", "max"]:
     return "max" if known is None or known.greater_is_better else "min"
 
 
+def mode_for(metric: str, metrics: list[MetricSpec]) -> Literal["min", "max"]:
+    """A reported metric's direction: its spec entry's mode, else the registry's ('_std' too)."""
+    for m in metrics:
+        if m.name == metric:
+            return metric_mode(m)
+    known = METRICS.get(metric.removesuffix("_std"))
+    return "max" if known is None or known.greater_is_better else "min"
+
+
 # -- model families ------------------------------------------------------------------------
 @dataclass
 class ModelFactory:

@@ -353,19 +353,14 @@ def _metric_mode(exp: dict[str, Any], metric: str) -> str:
     """A metric's direction: the objective's mode, the spec's mode for it, else the registry's."""
     if metric == exp["objective"]:
         return exp["mode"]
+    from tunehouse.models import mode_for
+    from tunehouse.spec import parse_spec
+
     try:
-        from tunehouse.models import metric_mode
-        from tunehouse.spec import parse_spec
-
-        for m in parse_spec(exp["spec_text"]).metrics:
-            if m.name == metric:
-                return metric_mode(m)
-    except Exception:  # an old or foreign spec text: fall back to the registry
-        pass
-    from tunehouse.models import METRICS
-
-    known = METRICS.get(metric.removesuffix("_std"))
-    return "max" if known is None or known.greater_is_better else "min"
+        metrics = parse_spec(exp["spec_text"]).metrics
+    except Exception:  # an old or foreign spec text: the registry decides
+        metrics = []
+    return mode_for(metric, metrics)
 
 
 def _is_compacted(part: PartInfo) -> bool:
