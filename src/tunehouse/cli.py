@@ -48,9 +48,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: the catalog holds every trial finished so far", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        from tunehouse.driver import StopRequested
+
+        what, code = ("stopped", 143) if isinstance(e, StopRequested) else ("interrupted", 130)
+        hint = ""
+        if getattr(e, "experiment_id", None):
+            hint = f"; continue it with: tunehouse resume {e.experiment_id} --catalog {e.catalog}"
+        print(f"{what}: the catalog holds every trial finished so far{hint}", file=sys.stderr)
+        return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,9 +73,51 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--catalog", default=None, help="catalog folder or s3:// URI (default ./tunehouse-catalog or $TUNEHOUSE_CATALOG)")
     r.add_argument("--address", default=None, help="Ray cluster to attach to (auto, ray://HOST:10001); default: an embedded local Ray")
     r.add_argument("--num-samples", type=int, default=None, help="override search.num_samples")
+    r.add_argument("--experiment-id", default=None, help="use this experiment id (default: NAME-TIME-RANDOM)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_run)
+
+    rs = sub.add_parser("resume", help="continue an interrupted or stopped experiment", description=cmd_resume.__doc__)
+    rs.add_argument("experiment", help="experiment id, id prefix or name")
+    rs.add_argument("--catalog", default=None, help="catalog folder or s3:// URI (default ./tunehouse-catalog or $TUNEHOUSE_CATALOG)")
+    rs.add_argument("--address", default=None, help="Ray cluster to attach to; default: an embedded local Ray")
+    rs.add_argument("--json", action="store_true", help="print the result as JSON")
+    rs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    rs.set_defaults(func=cmd_resume)
+
+    sb = sub.add_parser("submit", help="submit a search to a Ray cluster as a job", description=cmd_submit.__doc__)
+    sb.add_argument("spec", help="YAML spec (validated here before it is sent)")
+    sb.add_argument("--address", default=None, help="the job server, http://HEAD:8265 (default $RAY_API_SERVER_ADDRESS)")
+    sb.add_argument("--catalog", default=None, help="catalog every node reaches: s3://... or a shared folder")
+    sb.add_argument("--num-samples", type=int, default=None, help="override search.num_samples")
+    sb.add_argument("--pip", action="append", default=None, help="a package the job's environment installs (repeatable)")
+    sb.add_argument("--env", action="append", default=None, metavar="KEY=VALUE", help="an environment variable for the job (repeatable)")
+    sb.add_argument("--wait", action="store_true", help="follow the job's output to its end; exit 0 only if it succeeded")
+    sb.add_argument("--json", action="store_true", help="print the submission as JSON")
+    sb.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    sb.set_defaults(func=cmd_submit)
+
+    jb = sub.add_parser("jobs", help="tunehouse jobs on a Ray cluster: list, status, logs, stop", description="Jobs on a Ray cluster's job server.")
+    jsub = jb.add_subparsers(title="jobs commands", metavar="COMMAND")
+    for name, func, help_ in [
+        ("list", cmd_jobs_list, "the cluster's tunehouse jobs, newest first"),
+        ("status", cmd_jobs_status, "a job's state and its search's progress in the catalog"),
+        ("logs", cmd_jobs_logs, "a job's output"),
+        ("stop", cmd_jobs_stop, "stop a job; its experiment is recorded as stopped"),
+    ]:
+        j = jsub.add_parser(name, help=help_, description=func.__doc__)
+        if name != "list":
+            j.add_argument("job_id", help="the job id printed by submit")
+        j.add_argument("--address", default=None, help="the job server, http://HEAD:8265 (default $RAY_API_SERVER_ADDRESS)")
+        j.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+        if name == "logs":
+            j.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+        elif name == "list":
+            j.add_argument("--all", action="store_true", help="also jobs not submitted by tunehouse")
+        if name != "logs":
+            j.add_argument("--json", action="store_true", help="print JSON")
+        j.set_defaults(func=func)
 
     v = sub.add_parser("validate", help="check a spec (model, data, space) without running", description=cmd_validate.__doc__)
     v.add_argument("spec", nargs="+", help="YAML spec(s)")
@@ -151,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a grid, random or Bayesian search on an embedded Ray (or --address) and print the best trial."""
-    from tunehouse.driver import run, shutdown
+    from tunehouse.driver import run, shutdown, stop_on_sigterm
     from tunehouse.errors import SpecError
     from tunehouse.spec import load_spec
 
@@ -162,8 +210,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec.search.num_samples = args.num_samples
     from tunehouse.spec import _line_for, _line_map
 
+    stop_on_sigterm()
     try:
-        result = run(spec, address=args.address, catalog=args.catalog)
+        result = run(spec, address=args.address, catalog=args.catalog, experiment_id=args.experiment_id)
     except SpecError as e:
         shutdown()
         if e.file is None:  # found while loading data or the model: point at the spec
@@ -179,6 +228,111 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return 0
     _print_run(result)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Continue an experiment whose driver was killed, interrupted or stopped: finished trials are
+    kept, unfinished ones run again under their ids, then the rest of the search runs."""
+    from tunehouse.driver import resume, shutdown, stop_on_sigterm
+
+    stop_on_sigterm()
+    try:
+        result = resume(args.experiment, catalog=args.catalog, address=args.address)
+    except BaseException:
+        shutdown()
+        raise
+    if not _FAST_EXIT:
+        shutdown()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return 0
+    _print_run(result)
+    return 0
+
+
+# -- cluster jobs ------------------------------------------------------------------------
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Validate a spec here, then submit it to a Ray cluster's job server as `tunehouse run`
+    (the spec, a local data file and a training-function module next to it travel with it)."""
+    from tunehouse import jobs
+    from tunehouse.errors import SpecError
+
+    env = {}
+    for item in args.env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--env {item!r}: expected KEY=VALUE", field="--env")
+        env[key] = value
+    sub = jobs.submit(args.spec, address=args.address, catalog=args.catalog, num_samples=args.num_samples,
+                      pip=args.pip, env=env)
+    if args.json and not args.wait:
+        print(json.dumps(sub.__dict__, indent=2))
+        return 0
+    print(f"submitted job {sub.job_id}: experiment {sub.experiment_id}, catalog {sub.catalog}")
+    if not args.wait:
+        print(f"follow it with: tunehouse jobs logs {sub.job_id} --follow")
+        return 0
+    sys.stdout.flush()
+    for chunk in jobs.logs(sub.job_id, args.address, follow=True):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+    final = jobs.wait(sub.job_id, args.address)
+    print(f"job {sub.job_id}: {final}")
+    return 0 if final == "SUCCEEDED" else 1
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    """The cluster's jobs submitted by tunehouse (--all: every job), newest first."""
+    import pandas as pd
+
+    from tunehouse import jobs
+
+    rows = jobs.list_jobs(args.address, everything=args.all)
+    _print_frame(pd.DataFrame(rows, columns=["job_id", "status", "experiment_id", "spec", "start_time", "end_time", "message"]),
+                 as_json=args.json)
+    return 0
+
+
+def _print_status(st: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(st, indent=2, default=str))
+        return
+    print(f"job {st['job_id']}: {st['status']}" + (f" ({st['message']})" if st.get("message") else ""))
+    if st.get("experiment_id"):
+        print(f"  experiment {st['experiment_id']}: {st.get('experiment_status', 'not recorded yet')}")
+    if "trials_done" in st:
+        total = st.get("trials_total")
+        print(f"  trials {st['trials_done']}/{total if total is not None else '?'} done, {st['trials_failed']} failed")
+        if st.get("best_value") is not None:
+            print(f"  best {st['objective']} {st['best_value']:.6g} (trial {st['best_trial_id']})")
+    elif st.get("catalog_note"):
+        print(f"  {st['catalog_note']}")
+
+
+def cmd_jobs_status(args: argparse.Namespace) -> int:
+    """A job's state on the cluster and its search's progress in the catalog (trials done / total, best so far)."""
+    from tunehouse import jobs
+
+    _print_status(jobs.status(args.job_id, args.address), args.json)
+    return 0
+
+
+def cmd_jobs_logs(args: argparse.Namespace) -> int:
+    """A job's output (--follow: until it ends)."""
+    from tunehouse import jobs
+
+    for chunk in jobs.logs(args.job_id, args.address, follow=args.follow):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_jobs_stop(args: argparse.Namespace) -> int:
+    """Stop a job: its driver records the experiment as stopped, with every finished trial, then exits."""
+    from tunehouse import jobs
+
+    _print_status(jobs.stop(args.job_id, args.address), args.json)
     return 0
 
 

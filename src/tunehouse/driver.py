@@ -91,6 +91,57 @@ class RunResult:
         return asdict(self)
 
 
+class StopRequested(KeyboardInterrupt):
+    """SIGTERM (``tunehouse jobs stop``, a scheduler's stop): end now, record ``stopped``.
+
+    A ``KeyboardInterrupt`` so it leaves Ray Tune's loop the way Ctrl-C does; the experiment
+    is recorded as ``stopped`` (asked to end) rather than ``interrupted`` (cut off).
+    """
+
+
+_SIGTERM_STOPS = False
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (Ray's ``jobs stop``, a scheduler) end a search like Ctrl-C, recorded ``stopped``.
+
+    ``ray.init`` installs its own SIGTERM handler (``sys.exit``), so ``run`` installs this one
+    again once Ray is connected. For the CLI; a notebook keeps its own signal handling.
+    """
+    global _SIGTERM_STOPS
+    _SIGTERM_STOPS = True
+    _install_sigterm()
+
+
+def _install_sigterm() -> None:
+    import signal
+
+    if not _SIGTERM_STOPS or threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop is enough; let the catalog flush
+        raise StopRequested()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@dataclass
+class ResumePlan:
+    """What ``resume`` found in the catalog: trials to keep and unfinished ones to run again."""
+
+    finished: list[TrialRecord]  # terminated or error: not run again
+    redo: dict[str, list[str]]  # config key -> trial ids that never finished (reused when re-run)
+    expected_fingerprint: str | None = None
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A configuration's identity, for matching the planned list against the catalog."""
+    import json
+
+    return json.dumps(config, sort_keys=True, default=str)
+
+
 def new_experiment_id(name: str) -> str:
     now = datetime.now(timezone.utc)
     return f"{name}-{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -184,28 +235,73 @@ class _Background:
 
 
 # -- search -----------------------------------------------------------------------------
-def make_search(spec: Spec):
-    """The one place grid, random and Bayesian search differ. Returns (search_alg, param_space)."""
+def make_search(spec: Spec, resume: ResumePlan | None = None):
+    """The one place grid, random and Bayesian search differ. Returns (search_alg, param_space, num_samples).
+
+    Grid and random search run an explicit list of configurations (the grid's product; a
+    seeded sample), so a resumed experiment recomputes the same list and runs only what the
+    catalog does not hold. Bayesian search is warm-started with the finished trials.
+    """
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from tunehouse.space import to_optuna, to_tune
+    from tunehouse.space import grid_points, sample_points, to_tune
 
     algo = spec.search.algorithm
-    if algo == "grid":
-        return BasicVariantGenerator(), to_tune(spec.space, grid=True)
-    if algo == "random":
-        return BasicVariantGenerator(random_state=spec.seed), to_tune(spec.space, grid=False)
+    done = resume.finished if resume else []
+    if algo in ("grid", "random"):
+        if algo == "grid":
+            points = grid_points(spec.space) * (spec.search.num_samples or 1)
+        else:
+            points = sample_points(spec.space, spec.search.num_samples or 10, spec.seed)
+        if done:
+            left: dict[str, int] = {}
+            for t in done:
+                left[config_key(t.params)] = left.get(config_key(t.params), 0) + 1
+            todo = []
+            for p in points:
+                k = config_key(p)
+                if left.get(k):
+                    left[k] -= 1
+                else:
+                    todo.append(p)
+            points = todo
+        # every point sets every parameter, so the param space only names them
+        return BasicVariantGenerator(points_to_evaluate=points), to_tune(spec.space, grid=False), len(points)
     from ray.tune.search import ConcurrencyLimiter
+
+    searcher = _make_optuna(spec, done, list(resume.redo.items()) if resume else [])
+    limit = spec.search.max_concurrent or max(1, _cluster_cpus() // max(1, int(spec.resources.cpus)))
+    n = max(0, (spec.search.num_samples or 10) - len(done))
+    return ConcurrencyLimiter(searcher, max_concurrent=limit), {}, n
+
+
+def _make_optuna(spec: Spec, done: list[TrialRecord], redo: list[tuple[str, list[str]]]):
+    """OptunaSearch over the space's distributions, told about finished trials (resume).
+
+    Given a space and metric, OptunaSearch creates its study at once, so a resumed search adds
+    the finished trials to it and enqueues the unfinished ones (run again first). Ray's own
+    warm start takes one kind or the other, not both.
+    """
+    import json
+
     from ray.tune.search.optuna import OptunaSearch
 
+    from tunehouse.space import to_optuna
+
     searcher = OptunaSearch(
-        space=to_optuna(spec.space),
+        space=to_optuna(spec.space).distributions(),
         metric=spec.objective.name,
         mode=spec.mode,
         sampler=make_sampler(spec.search.sampler, spec.seed),
     )
-    limit = spec.search.max_concurrent or max(1, _cluster_cpus() // max(1, int(spec.resources.cpus)))
-    return ConcurrencyLimiter(searcher, max_concurrent=limit), {}
+    for t in done:
+        value = t.metrics.get(spec.objective.name)
+        failed = t.status != "terminated" or value is None
+        searcher.add_evaluated_point(dict(t.params), 0.0 if failed else value, error=failed)
+    for key, ids in redo:
+        for _ in ids:
+            searcher._ot_study.enqueue_trial(json.loads(key))
+    return searcher
 
 
 def make_sampler(name: str, seed: int):
@@ -235,6 +331,7 @@ def run(
     catalog: str | os.PathLike[str] | None = None,
     experiment_id: str | None = None,
     callbacks: list[Any] | None = None,
+    resume: ResumePlan | None = None,
 ) -> RunResult:
     """Run the search a spec describes and return every trial and the best one.
 
@@ -247,6 +344,8 @@ def run(
             ``<catalog>/checkpoints``.
         experiment_id: fix the id (default: ``<name>-<utc time>-<random>``).
         callbacks: extra Ray Tune callbacks (the catalog writer is one).
+        resume: continue ``experiment_id`` (see ``resume``): finished trials are kept,
+            unfinished ones run again under their ids, the rest of the plan runs.
 
     Raises:
         SpecError: bad input found while loading data or the model (nothing has run).
@@ -275,6 +374,7 @@ def run(
     prepared = _Background(prepare)
     try:
         connect(address, [str(spec.base_dir), os.getcwd()])
+        _install_sigterm()  # ray.init replaced it
         phases["ray_start"] = time.perf_counter() - t0
     finally:
         dataset, splits, payload, store = prepared.result()  # bad input wins over a Ray failure
@@ -284,17 +384,27 @@ def run(
     from tunehouse.catalog import CatalogWriter, ExperimentRecorder
     from tunehouse.provenance import environment
 
+    if resume and resume.expected_fingerprint and dataset.fingerprint != resume.expected_fingerprint:
+        from tunehouse.errors import DataError
+
+        raise DataError(
+            f"the data changed since experiment {experiment_id} ran (fingerprint {dataset.fingerprint[:12]} "
+            f"!= {resume.expected_fingerprint[:12]}): resume needs the same rows; run the spec as a new experiment",
+            field="data")
     exp_id = experiment_id or new_experiment_id(spec.name)
     storage_path, storage_fs = _checkpoint_storage(store)
-    recorder = ExperimentRecorder(
-        CatalogWriter(store, exp_id), spec=spec, dataset=dataset,
-        environment=environment(spec.base_dir),
-    )
+    env = environment(spec.base_dir)
+    if spec._path is not None:
+        env["spec_path"] = str(spec._path)  # where `resume` finds a relative data path again
+    recorder = ExperimentRecorder(CatalogWriter(store, exp_id), spec=spec, dataset=dataset, environment=env)
+    prior = resume.finished if resume else []
+    if prior:
+        recorder.carry_over(prior)
 
     from tunehouse.trainable import tune_trainable
 
-    collector = TrialCollector(recorder)
-    search_alg, param_space = make_search(spec)
+    collector = TrialCollector(recorder, reuse_ids=resume.redo if resume else None)
+    search_alg, param_space, num_samples = make_search(spec, resume)
     # one bundle per trial: CPUs, GPUs and any custom resources (placement on tagged nodes)
     bundle = {"CPU": spec.resources.cpus, "GPU": spec.resources.gpus, **spec.resources.custom}
     resources = tune.PlacementGroupFactory([{k: v for k, v in bundle.items() if v}])
@@ -305,7 +415,7 @@ def run(
             metric=spec.objective.name,
             mode=spec.mode,
             search_alg=search_alg,
-            num_samples=spec.search.num_samples,
+            num_samples=num_samples,
             max_concurrent_trials=spec.search.max_concurrent,
             time_budget_s=spec.time_budget_s,
             # One actor serves many short trials: actor start-up (imports) costs more than a
@@ -329,12 +439,13 @@ def run(
     phases["setup"] = time.perf_counter() - t0 - phases["ray_start_and_data"]
     t_fit = time.perf_counter()
     try:
-        tuner.fit()
+        if num_samples > 0:  # a resumed search may have nothing left but its refit
+            tuner.fit()
         phases["tuner_fit"] = time.perf_counter() - t_fit
         if collector.records:
             first = min(r.started_at or 0 for r in collector.records)
             phases["to_first_trial"] = first - (time.time() - (time.perf_counter() - t_fit))
-        trials = collector.records
+        trials = [*prior, *collector.records]
         best = pick_best(trials, spec.objective.name, spec.mode)
         if best is None and trials:
             first_error = next((t.error for t in trials if t.error), "no metric reported")
@@ -342,8 +453,11 @@ def run(
         t_refit = time.perf_counter()
         test_metrics = _test_score(spec, payload, splits, best) if best is not None else {}
         phases["refit_and_test"] = time.perf_counter() - t_refit
-    except KeyboardInterrupt:
-        recorder.finish("interrupted")
+    except KeyboardInterrupt as e:
+        status = "stopped" if isinstance(e, StopRequested) else "interrupted"
+        collector.close_unfinished(status)
+        recorder.finish(status)
+        e.experiment_id, e.catalog = exp_id, store.uri  # for the CLI's resume hint
         raise
     except RunError as e:
         recorder.finish("failed", error=str(e))
@@ -368,6 +482,62 @@ def run(
         phases=phases,
         cluster_cpus=float(_cluster_cpus()),
     )
+
+
+def resume(
+    experiment: str,
+    *,
+    catalog: str | os.PathLike[str] | None = None,
+    address: str | None = None,
+    callbacks: list[Any] | None = None,
+) -> RunResult:
+    """Continue an experiment whose driver died or was stopped, from what the catalog holds.
+
+    The search is rebuilt from the spec stored in the catalog (not from Ray Tune's experiment
+    state, which lost OptunaSearch on restore, ray#30861, and broke on moved folders,
+    ray#28082): finished trials (terminated or error) are kept and not run again; trials that
+    never finished run again under their ids; grid and random search then run the rest of
+    their planned list (the same list for the same seed), Bayesian search the remaining
+    samples, warm-started with every finished trial. The data must be unchanged (same
+    fingerprint).
+
+    Raises:
+        CatalogError: no such experiment.
+        RunError: the experiment is still running, or already completed.
+        DataError: its data changed since it ran.
+    """
+    import json
+    from pathlib import Path
+
+    from tunehouse.catalog import Catalog
+    from tunehouse.spec import parse_spec
+
+    uri = catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG)
+    cat = Catalog(uri)
+    exp = cat.experiment(experiment)
+    exp_id = exp["experiment_id"]
+    if exp["status"] == "running":
+        raise RunError(f"experiment {exp_id} is still running (driver pid {exp.get('driver_pid')} on "
+                       f"{exp.get('driver_host')}); stop it first (Ctrl-C or tunehouse jobs stop)")
+    if exp["status"] == "completed":
+        raise RunError(f"experiment {exp_id} already completed; nothing to resume")
+    spec = parse_spec(exp["spec_text"], file=f"the spec of {exp_id} in the catalog")
+    spec_path = dict(exp.get("environment") or {}).get("spec_path")
+    if spec_path:
+        spec._path = Path(spec_path)
+    finished, redo = [], {}
+    rows = cat.trials(exp, raw=True)
+    for row in rows.itertuples(index=False):
+        params = {k: json.loads(v) for k, v in (row.params or [])}
+        if row.status in ("terminated", "error"):
+            finished.append(TrialRecord(
+                trial_id=row.trial_id, status=row.status, params=params,
+                metrics=dict(row.metrics or []), error=row.error,
+            ))
+        else:
+            redo.setdefault(config_key(params), []).append(row.trial_id)
+    plan = ResumePlan(finished=finished, redo=redo, expected_fingerprint=exp.get("dataset_fingerprint"))
+    return run(spec, address=address, catalog=uri, experiment_id=exp_id, callbacks=callbacks, resume=plan)
 
 
 def _checkpoint_storage(store) -> tuple[str, Any]:
@@ -447,11 +617,18 @@ def _make_collector():
     class _Collector(Callback):
         """Keeps a ``TrialRecord`` per finished trial (the catalog writer's seam)."""
 
-        def __init__(self, recorder) -> None:
+        def __init__(self, recorder, reuse_ids: dict[str, list[str]] | None = None) -> None:
             self.recorder = recorder
             self.records: list[TrialRecord] = []
-            self._started: dict[str, float] = {}
+            self._started: dict[str, float] = {}  # by Ray Tune's trial id
             self._best: dict[str, dict[str, float]] = {}
+            self._ids: dict[str, str] = {}  # Ray Tune's trial id -> the catalog's
+            # a resumed experiment's unfinished trials: their configuration runs again under
+            # the same catalog id, so the catalog ends with each trial once (latest row wins)
+            self._reuse = {k: list(v) for k, v in (reuse_ids or {}).items()}
+
+        def _id(self, trial) -> str:
+            return self._ids.get(trial.trial_id, trial.trial_id)
 
         def __getstate__(self):
             # Tune pickles callbacks with its experiment state; the live writer (locks, open
@@ -464,26 +641,38 @@ def _make_collector():
         def on_experiment_end(self, trials, **info):
             # Trials cut short by the time budget (or a stop) get no complete/error event:
             # close them in the catalog so none stays 'running' forever.
+            self._trials = trials
+            self.close_unfinished("stopped", "stopped before it finished (time budget or stop)")
+
+        def on_step_end(self, iteration, trials, **info):
+            self._trials = trials  # what close_unfinished sees when the driver is interrupted
+
+        def close_unfinished(self, status: str, why: str | None = None) -> None:
+            """Record every started, unfinished trial as ``status`` (stopped / interrupted)."""
             done = {r.trial_id for r in self.records}
-            for trial in trials:
-                if trial.trial_id in self._started and trial.trial_id not in done:
+            for trial in getattr(self, "_trials", None) or []:
+                if trial.trial_id in self._started and self._id(trial) not in done:
                     metrics, usage = _split_result(trial.last_result or {})
                     self._finish(TrialRecord(
-                        trial_id=trial.trial_id, status="stopped", params=dict(trial.config),
+                        trial_id=self._id(trial), status=status, params=dict(trial.config),
                         metrics=metrics, usage=usage, started_at=self._started[trial.trial_id],
-                        ended_at=time.time(), error="stopped before it finished (time budget or stop)",
+                        ended_at=time.time(), error=why or f"{status} before it finished",
                     ))
 
         def on_step_begin(self, iteration, trials, **info):
             self.recorder.writer.maybe_flush()
 
         def on_trial_start(self, iteration, trials, trial, **info):
+            self._trials = trials
             self._started[trial.trial_id] = time.time()
-            self.recorder.trial_started(trial.trial_id, dict(trial.config), self._started[trial.trial_id])
+            old = self._reuse.get(config_key(dict(trial.config)))
+            if old:
+                self._ids[trial.trial_id] = old.pop(0)
+            self.recorder.trial_started(self._id(trial), dict(trial.config), self._started[trial.trial_id])
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             metrics, _ = _split_result(result)
-            self.recorder.trial_result(trial.trial_id, int(result.get("training_iteration", 1)), metrics)
+            self.recorder.trial_result(self._id(trial), int(result.get("training_iteration", 1)), metrics)
             best = self._best.setdefault(trial.trial_id, {})
             for k, v in metrics.items():
                 mode = mode_for(k, self.recorder.spec.metrics)
@@ -500,7 +689,7 @@ def _make_collector():
             last = trial.last_result or {}
             self._finish(
                 TrialRecord(
-                    trial_id=trial.trial_id,
+                    trial_id=self._id(trial),
                     status="terminated",
                     params=dict(trial.config),
                     metrics=metrics,
@@ -527,7 +716,7 @@ def _make_collector():
                 pass
             self._finish(
                 TrialRecord(
-                    trial_id=trial.trial_id,
+                    trial_id=self._id(trial),
                     status="error",
                     params=dict(trial.config),
                     metrics=metrics,
@@ -543,8 +732,8 @@ def _make_collector():
     return _Collector
 
 
-def TrialCollector(recorder):
-    return _make_collector()(recorder)
+def TrialCollector(recorder, reuse_ids: dict[str, list[str]] | None = None):
+    return _make_collector()(recorder, reuse_ids)
 
 
 def shutdown() -> None:

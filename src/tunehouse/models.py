@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -287,6 +289,12 @@ def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
     """
     _check_metrics(spec)
     _check_sampler(spec)
+    if spec.model.is_function:
+        # a training function next to the spec or in the working directory imports here as
+        # it does in the workers (the driver puts both on their PYTHONPATH)
+        for where in (str(spec.base_dir), os.getcwd()):
+            if where not in sys.path:
+                sys.path.append(where)
     factory = make_factory(spec, dataset)
     try:
         target = factory.target()

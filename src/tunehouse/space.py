@@ -187,6 +187,55 @@ class OptunaSpace:
                 trial.suggest_categorical(name, list(d.values))
 
 
+    def distributions(self) -> dict[str, Any]:
+        """The same space as Optuna distributions (what warm-starting a study needs)."""
+        import optuna.distributions as od
+
+        out: dict[str, Any] = {}
+        for name, d in self.space.items():
+            if isinstance(d, LogUniform):
+                out[name] = od.FloatDistribution(d.low, d.high, log=True)
+            elif isinstance(d, Uniform):
+                out[name] = od.FloatDistribution(d.low, d.high)
+            elif isinstance(d, Int):
+                out[name] = od.IntDistribution(d.low, d.high, log=d.log)
+            else:
+                out[name] = od.CategoricalDistribution(list(d.values))
+        return out
+
+
+def sample_points(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` random configurations, a pure function of (space, n, seed).
+
+    Random search runs exactly this list, so ``tunehouse resume`` can recompute it and run
+    only the configurations the catalog does not already hold.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    names = list(space)
+    points = []
+    for _ in range(n):
+        point: dict[str, Any] = {}
+        for name in names:
+            d = space[name]
+            if isinstance(d, LogUniform):
+                point[name] = float(math.exp(rng.uniform(math.log(d.low), math.log(d.high))))
+            elif isinstance(d, Uniform):
+                point[name] = float(rng.uniform(d.low, d.high))
+            elif isinstance(d, Int):
+                if d.log:
+                    v = math.exp(rng.uniform(math.log(d.low), math.log(d.high + 1)))
+                    point[name] = int(min(d.high, max(d.low, math.floor(v))))
+                else:
+                    point[name] = int(rng.integers(d.low, d.high + 1))
+            else:
+                values = list(d.values)
+                point[name] = values[int(rng.integers(len(values)))]
+        points.append(point)
+    return points
+
+
 def to_optuna(space: Space) -> OptunaSpace:
     """Translate to an Optuna define-by-run function (Bayesian search)."""
     return OptunaSpace(space)

@@ -163,6 +163,28 @@ class ExperimentRecorder:
             "started_at": self.started,
         }
 
+    def carry_over(self, records: list[Any]) -> None:
+        """A resumed experiment: count the trials its earlier drivers finished (``TrialRecord``s)."""
+        for r in records:
+            self._count(r)
+
+    def _count(self, record: Any) -> None:
+        value = record.metrics.get(self.spec.objective.name)
+        if record.status == "error":
+            self.failed += 1
+        elif record.status == "terminated":
+            self.done += 1
+            if value is not None and value == value:  # not NaN
+                better = self.best_value is None or (
+                    value > self.best_value if self.spec.mode == "max" else value < self.best_value
+                )
+                if better:
+                    self.best_value, self.best_trial = float(value), record.trial_id
+        self.writer.experiment.update(
+            trials_done=self.done, trials_failed=self.failed,
+            best_value=self.best_value, best_trial_id=self.best_trial,
+        )
+
     def start(self, cluster_cpus: float, cluster_nodes: int) -> None:
         self.writer.set_experiment(cluster_cpus=cluster_cpus, cluster_nodes=cluster_nodes)
         self.writer.flush()  # the experiment is visible as soon as it starts
@@ -176,8 +198,6 @@ class ExperimentRecorder:
 
     def trial_finished(self, record: Any) -> None:
         """``record`` is a ``driver.TrialRecord``."""
-        obj = self.spec.objective.name
-        value = record.metrics.get(obj)
         row = self._trial_row(
             record.trial_id,
             record.status,
@@ -193,20 +213,7 @@ class ExperimentRecorder:
             best_metrics=record.best_metrics,
         )
         self.writer.add("trials", row)
-        if record.status == "error":
-            self.failed += 1
-        elif record.status == "terminated":
-            self.done += 1
-            if value is not None and value == value:  # not NaN
-                better = self.best_value is None or (
-                    value > self.best_value if self.spec.mode == "max" else value < self.best_value
-                )
-                if better:
-                    self.best_value, self.best_trial = float(value), record.trial_id
-        self.writer.experiment.update(
-            trials_done=self.done, trials_failed=self.failed,
-            best_value=self.best_value, best_trial_id=self.best_trial,
-        )
+        self._count(record)
         self.writer.maybe_flush()
 
     def finish(self, status: str, *, test_metrics: dict[str, float] | None = None, error: str | None = None) -> None:

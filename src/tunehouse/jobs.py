@@ -1,0 +1,334 @@
+"""Searches as Ray jobs: submit a spec to a cluster's job server; list, status, logs, stop.
+
+A submitted search is an ordinary ``tunehouse run`` whose driver runs on the cluster (Ray's
+job server starts it as the job's entrypoint), so everything ``run`` records lands in the
+catalog the same way. What this module adds is the shipping and the bookkeeping:
+
+- The spec is validated here, locally, before anything is sent (bad input never reaches the
+  cluster). The spec, a local data file it names and a training-function module next to it
+  travel in the job's ``working_dir``; the entrypoint names them by absolute path (``$PWD``
+  of the job), because a relative cwd did not survive on the cluster in one trial run.
+- The experiment id is chosen here and given to the job, so ``jobs status`` can show the
+  catalog's progress (trials done / total, best so far) while the job runs.
+- ``jobs stop`` is Ray's stop: SIGTERM to the driver, which records the experiment as
+  ``stopped`` and flushes the catalog before it exits (``driver.StopRequested``). Ray
+  force-kills after ``RAY_JOB_STOP_WAIT_TIME_S`` (3 s by default); jobs submitted here get 30 s.
+
+Ray's client prefers ``RAY_API_SERVER_ADDRESS`` / ``RAY_ADDRESS`` over an explicit address;
+here an explicit ``--address`` wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from tunehouse.errors import RunError, SpecError
+
+META_EXPERIMENT = "tunehouse_experiment"
+META_CATALOG = "tunehouse_catalog"
+META_SPEC = "tunehouse_spec"
+STOP_WAIT_S = 30  # how long Ray waits after SIGTERM before SIGKILL; the driver needs ~1 s
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+@dataclass
+class Submission:
+    job_id: str
+    experiment_id: str
+    catalog: str
+    entrypoint: str
+
+
+# -- the job server -------------------------------------------------------------------------
+def job_server_address(address: str | None) -> str:
+    """The job server's URL: ``--address``, else ``$RAY_API_SERVER_ADDRESS``, else an http ``$RAY_ADDRESS``."""
+    target = address or os.environ.get("RAY_API_SERVER_ADDRESS")
+    if not target:
+        env = os.environ.get("RAY_ADDRESS", "")
+        target = env if env.startswith(("http://", "https://")) else None
+    if not target:
+        raise SpecError(
+            "no job server address: pass --address http://HEAD:8265 (the dashboard's address) "
+            "or set RAY_API_SERVER_ADDRESS", field="--address")
+    url = urlparse(target)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        hint = " (that looks like the GCS or client address; the job server is the dashboard's, port 8265 by default)" \
+            if url.scheme in ("ray", "") else ""
+        raise SpecError(f"bad job server address {target!r}: expected http://HOST:PORT{hint}", field="--address")
+    try:
+        url.port  # noqa: B018  (a non-numeric port raises here)
+    except ValueError:
+        raise SpecError(f"bad job server address {target!r}: the port is not a number", field="--address") from None
+    return target.rstrip("/")
+
+
+@contextlib.contextmanager
+def _explicit_address():
+    """Ray's client lets these variables override the address it is given; ours must win."""
+    saved = {k: os.environ.pop(k) for k in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS") if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def client(address: str | None):
+    """A connected ``JobSubmissionClient``; unreachable servers are one clear line."""
+    url = job_server_address(address)
+    try:
+        from ray.job_submission import JobSubmissionClient
+    except ImportError as e:  # pragma: no cover - ray[default] is a dependency
+        raise RunError(f"job submission needs ray[default]: {e}") from None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        with _explicit_address():
+            return JobSubmissionClient(url)
+    except (ConnectionError, OSError) as e:
+        raise RunError(f"cannot reach Ray's job server at {url}: {_first_line(e)} "
+                       "(is the cluster up and the dashboard on that port?)") from None
+    except Exception as e:
+        raise RunError(f"Ray's job server at {url} refused the connection: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _call(fn, *args, what: str, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except RuntimeError as e:
+        text = _first_line(e)
+        if "404" in text or "does not exist" in text:
+            raise RunError(f"{what}: no such job on this cluster") from None
+        raise RunError(f"{what}: {text}") from None
+    except (ConnectionError, OSError) as e:
+        raise RunError(f"{what}: lost the job server: {_first_line(e)}") from None
+
+
+# -- submit ------------------------------------------------------------------------------------
+def submit(
+    spec_path: str | os.PathLike[str],
+    *,
+    address: str | None = None,
+    catalog: str | None = None,
+    num_samples: int | None = None,
+    pip: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    experiment_id: str | None = None,
+) -> Submission:
+    """Validate a spec here, then submit it as a Ray job whose entrypoint is ``tunehouse run``.
+
+    Args:
+        spec_path: the YAML spec (validated locally first, data and model included).
+        address: the job server, ``http://HEAD:8265``.
+        catalog: where the job records trials; must be reachable from the cluster's nodes
+            (``s3://...`` or a shared folder). A local path is made absolute.
+        num_samples: override ``search.num_samples``.
+        pip: packages the job's environment installs (Ray's ``runtime_env.pip``); by default
+            the cluster's own Python must already have tunehouse (see cluster/README.md).
+        env: environment variables for the job (e.g. object-store credentials).
+        experiment_id: fix the experiment id (default: a new one).
+
+    Raises:
+        SpecError: the spec, the address or an option is bad (nothing was submitted).
+        RunError: the job server cannot be reached or refused the job.
+    """
+    from tunehouse.driver import DEFAULT_CATALOG, new_experiment_id
+    from tunehouse.spec import load_spec
+
+    spec = load_spec(spec_path, check=True)  # the same checks as `tunehouse validate`
+    if num_samples is not None and num_samples < 1:
+        raise SpecError(f"--num-samples must be >= 1 (got {num_samples})", field="--num-samples")
+    cat = catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG)
+    if "://" not in cat:
+        cat = str(Path(cat).resolve())
+    jc = client(address)  # a bad or unreachable address fails before we stage anything
+    exp_id = experiment_id or new_experiment_id(spec.name)
+    staging = Path(tempfile.mkdtemp(prefix="tunehouse-job-"))
+    try:
+        spec_name = _stage(spec, Path(spec_path), staging)
+        args = ["--experiment-id", exp_id, "--catalog", cat]
+        if num_samples is not None:
+            args += ["--num-samples", str(num_samples)]
+        # "$PWD" expands in the job's shell to the unpacked working_dir: an absolute spec path
+        entrypoint = f'tunehouse run "$PWD"/{shlex.quote(spec_name)} ' + " ".join(shlex.quote(a) for a in args)
+        runtime_env: dict[str, Any] = {
+            "working_dir": str(staging),
+            "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S), **(env or {})},
+        }
+        if pip:
+            runtime_env["pip"] = list(pip)
+        job_id = _call(
+            jc.submit_job, what="submitting the job", entrypoint=entrypoint, runtime_env=runtime_env,
+            submission_id=f"tunehouse-{exp_id}",
+            metadata={META_EXPERIMENT: exp_id, META_CATALOG: cat, META_SPEC: spec.name},
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # uploaded by submit_job
+    return Submission(job_id=job_id, experiment_id=exp_id, catalog=cat, entrypoint=entrypoint)
+
+
+def _stage(spec, spec_path: Path, staging: Path) -> str:
+    """Copy the spec, its local data file and a training-function module next to it; return the spec's name."""
+    import yaml
+
+    text = spec.text
+    base = spec.base_dir
+    data_path = spec.data.path
+    if data_path and "://" not in data_path:
+        source = (base / data_path).resolve()
+        rel = Path(data_path)
+        if rel.is_absolute() or ".." in rel.parts:
+            # keep the spec's text unless the path cannot live inside the job's folder
+            rel = Path("data") / source.name
+            doc = yaml.safe_load(text)
+            doc["data"]["path"] = rel.as_posix()
+            text = yaml.safe_dump(doc, sort_keys=False)
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, staging / rel)
+    if spec.model.is_function:
+        top = spec.model.estimator.split(":", 1)[0].split(".")[0]
+        for candidate in (base / f"{top}.py", base / top):
+            if candidate.is_file():
+                shutil.copy2(candidate, staging / candidate.name)
+            elif candidate.is_dir():
+                shutil.copytree(candidate, staging / candidate.name,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    name = spec_path.name
+    (staging / name).write_text(text, encoding="utf-8")
+    return name
+
+
+# -- list / status / logs / stop ---------------------------------------------------------------
+def list_jobs(address: str | None = None, *, everything: bool = False) -> list[dict[str, Any]]:
+    """The cluster's jobs, newest first: tunehouse's own, or ``everything``."""
+    jc = client(address)
+    rows = []
+    for j in _call(jc.list_jobs, what="listing jobs"):
+        meta = j.metadata or {}
+        if not everything and META_EXPERIMENT not in meta:
+            continue
+        rows.append({
+            "job_id": j.submission_id or j.job_id,
+            "status": str(getattr(j.status, "value", j.status)),
+            "experiment_id": meta.get(META_EXPERIMENT),
+            "spec": meta.get(META_SPEC),
+            "start_time": j.start_time,
+            "end_time": j.end_time,
+            "message": j.message,
+        })
+    rows.sort(key=lambda r: r["start_time"] or 0, reverse=True)
+    return rows
+
+
+def status(job_id: str, address: str | None = None) -> dict[str, Any]:
+    """Ray's view of a job plus the catalog's: trials done / total, failures, best so far."""
+    jc = client(address)
+    info = _call(jc.get_job_info, job_id, what=f"job {job_id}")
+    meta = info.metadata or {}
+    out: dict[str, Any] = {
+        "job_id": job_id,
+        "status": str(getattr(info.status, "value", info.status)),
+        "message": info.message,
+        "experiment_id": meta.get(META_EXPERIMENT),
+        "catalog": meta.get(META_CATALOG),
+    }
+    if out["experiment_id"] and out["catalog"]:
+        out.update(progress(out["catalog"], out["experiment_id"]))
+    return out
+
+
+def progress(catalog: str, experiment_id: str) -> dict[str, Any]:
+    """Trials finished so far, the total the spec asks for, and the best so far (from the catalog)."""
+    from tunehouse.catalog import Catalog
+
+    try:
+        cat = Catalog(catalog)
+        exp = cat.experiment(experiment_id)
+    except Exception as e:  # not written yet, or not reachable from here
+        return {"catalog_note": f"no catalog record yet ({_first_line(e)})"}
+    total = _planned_trials(exp.get("spec_text"), exp.get("num_samples"))
+    return {
+        "experiment_status": exp.get("status"),
+        "trials_done": int(exp.get("trials_done") or 0),
+        "trials_failed": int(exp.get("trials_failed") or 0),
+        "trials_total": total,
+        "objective": exp.get("objective"),
+        "best_value": exp.get("best_value"),
+        "best_trial_id": exp.get("best_trial_id"),
+    }
+
+
+def _planned_trials(spec_text: str | None, num_samples: Any) -> int | None:
+    if not spec_text:
+        return None
+    try:
+        from tunehouse.space import grid_size
+        from tunehouse.spec import parse_spec
+
+        spec = parse_spec(spec_text)
+        n = int(num_samples or spec.search.num_samples or 1)
+        return n * grid_size(spec.space) if spec.search.algorithm == "grid" else n
+    except Exception:
+        return None
+
+
+def logs(job_id: str, address: str | None = None, *, follow: bool = False) -> Iterator[str]:
+    """The job's output; with ``follow``, chunks as they come until the job ends."""
+    jc = client(address)
+    if not follow:
+        yield _call(jc.get_job_logs, job_id, what=f"logs of job {job_id}")
+        return
+    _call(jc.get_job_info, job_id, what=f"job {job_id}")  # a clear error for an unknown id
+    import asyncio
+
+    agen = jc.tail_job_logs(job_id)
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                chunk = loop.run_until_complete(agen.__anext__())
+            except StopAsyncIteration:
+                break
+            except Exception:  # the stream closed early (the server's logs tail); fall back to polling
+                break
+            yield chunk
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(agen.aclose())
+        loop.close()
+
+
+def wait(job_id: str, address: str | None = None, *, timeout_s: float | None = None, poll_s: float = 0.5) -> str:
+    """Block until the job is SUCCEEDED, FAILED or STOPPED; return that status."""
+    jc = client(address)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        st = str(getattr(s := _call(jc.get_job_status, job_id, what=f"job {job_id}"), "value", s))
+        if st in TERMINAL:
+            return st
+        if deadline is not None and time.monotonic() > deadline:
+            raise RunError(f"job {job_id} still {st} after {timeout_s:.0f} s")
+        time.sleep(poll_s)
+
+
+def stop(job_id: str, address: str | None = None, *, timeout_s: float = STOP_WAIT_S + 30) -> dict[str, Any]:
+    """Stop a job (SIGTERM to its driver, which records the experiment as stopped) and wait for it to end."""
+    jc = client(address)
+    _call(jc.stop_job, job_id, what=f"stopping job {job_id}")
+    final = wait(job_id, address, timeout_s=timeout_s)
+    out = status(job_id, address)
+    out["status"] = final
+    return out

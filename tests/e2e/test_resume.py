@@ -1,0 +1,171 @@
+"""`tunehouse resume` after a driver's death, on real processes and a real embedded Ray.
+
+The final catalog of an interrupted-then-resumed search must equal an uninterrupted run's:
+the same trials (configurations), each once, the same best configuration; trials finished
+before the interruption are kept, not run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tunehouse.catalog import Catalog
+
+pytestmark = pytest.mark.slow
+
+OBJECTIVE = textwrap.dedent(
+    """
+    import time
+
+    def slow(params, data):
+        time.sleep(0.6)
+        return {"loss": (params["x"] - 3) ** 2 + params["y"]}
+    """
+)
+
+SPACE = {
+    "grid": "search: {algorithm: grid, max_concurrent: 2}\n"
+    "space: {x: {type: grid, values: [0, 1, 2, 3, 4, 5]}, y: {type: grid, values: [0, 1]}}\n",
+    "random": "seed: 7\nsearch: {algorithm: random, num_samples: 12, max_concurrent: 2}\n"
+    "space: {x: {type: uniform, low: 0, high: 6}, y: [0, 1, 2]}\n",
+    "bayes": "seed: 7\nsearch: {algorithm: bayes, num_samples: 10, max_concurrent: 2}\n"
+    "space: {x: {type: uniform, low: 0, high: 6}, y: [0, 1, 2]}\n",
+}
+
+
+def _spec(tmp_path: Path, algo: str) -> Path:
+    (tmp_path / "slow_objective.py").write_text(OBJECTIVE)
+    (tmp_path / "rows.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(40)))
+    spec = tmp_path / f"resume-{algo}.yaml"
+    spec.write_text(
+        f"name: resume-{algo}\ntask: classification\n"
+        "data: {path: rows.csv, target: label}\n"
+        "model: slow_objective:slow\nmetrics: [{name: loss, mode: min}]\n" + SPACE[algo]
+    )
+    return spec
+
+
+def _cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tunehouse", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _terminated(uri: str) -> int:
+    if not (Path(uri) / "trials").exists():
+        return 0
+    df = Catalog(uri).trials(Catalog(uri).experiments().iloc[0].experiment_id)
+    return int((df.status == "terminated").sum()) if len(df) else 0
+
+
+def _interrupt(spec: Path, uri: str, sig: int, after: int) -> tuple[str, subprocess.CompletedProcess | None]:
+    """Start `tunehouse run`, send ``sig`` once ``after`` trials are recorded; returns (experiment id, output).
+
+    SIGKILL goes to the whole process group: the driver and the embedded Ray it started die
+    together, as on a crashed machine.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "tunehouse", "run", str(spec), "--catalog", uri],
+                            cwd=spec.parent, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 150
+        while time.time() < deadline and _terminated(uri) < after:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.3)
+        assert _terminated(uri) >= after
+        if sig == signal.SIGKILL:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            out = None
+        else:
+            os.kill(proc.pid, sig)
+            so, se = proc.communicate(timeout=90)
+            out = subprocess.CompletedProcess(proc.args, proc.returncode, so, se)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    if sig != signal.SIGKILL:  # the driver's own Ray may outlive it for a moment; end it
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return Catalog(uri).experiments().iloc[0].experiment_id, out
+
+
+def _configs(df) -> list[tuple]:
+    return sorted((round(float(r.x), 12), int(r.y)) for r in df.itertuples())
+
+
+@pytest.mark.parametrize("algo", ["grid", "random"])
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, algo):
+    spec = _spec(tmp_path, algo)
+    whole = _cli("run", str(spec), "--catalog", str(tmp_path / "whole"), "--json", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    expected = json.loads(whole.stdout)
+
+    uri = str(tmp_path / "cut")
+    exp_id, _ = _interrupt(spec, uri, signal.SIGKILL, after=4)
+    before = Catalog(uri).trials(exp_id)
+    kept = set(before[before.status == "terminated"].trial_id)
+    assert Catalog(uri).experiment(exp_id)["status"] == "interrupted"  # inferred: the driver is dead
+
+    # the data changed meanwhile: refused, exit 2, nothing written
+    rows = tmp_path / "rows.csv"
+    original = rows.read_text()
+    rows.write_text(original.replace("\n3,3,1\n", "\n3,3,0\n"))
+    files = sorted(p for p in Path(uri).rglob("*.parquet"))
+    bad = _cli("resume", exp_id, "--catalog", uri, cwd=tmp_path)
+    assert bad.returncode == 2 and "data changed" in bad.stderr, bad.stderr[-2000:]
+    assert sorted(p for p in Path(uri).rglob("*.parquet")) == files
+    rows.write_text(original)
+
+    # resumed from another folder: the spec's data path is found from the catalog's record
+    res = _cli("resume", exp_id, "--catalog", uri, "--json", cwd=Path("/"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    result = json.loads(res.stdout)
+    assert result["experiment_id"] == exp_id
+
+    cat = Catalog(uri)
+    df = cat.trials(exp_id)
+    want = cat_whole = Catalog(str(tmp_path / "whole")).trials(expected["experiment_id"])
+    assert len(df) == len(want) == 12 and df.trial_id.is_unique
+    assert _configs(df) == _configs(cat_whole)  # the same configurations, each once
+    assert set(df.status) == {"terminated"}
+    assert kept <= set(df.trial_id)  # finished before the kill: kept, not run again
+    exp = cat.experiment(exp_id)
+    assert exp["status"] == "completed" and exp["trials_done"] == 12
+    best = cat.best(exp_id)
+    assert (best["x"], best["y"]) == (expected["best"]["params"]["x"], expected["best"]["params"]["y"])
+    assert cat.check() == []
+
+    again = _cli("resume", exp_id, "--catalog", uri, cwd=tmp_path)
+    assert again.returncode == 1 and "already completed" in again.stderr
+
+
+def test_sigterm_stops_and_bayes_resume_finishes_the_budget(tmp_path):
+    spec = _spec(tmp_path, "bayes")
+    uri = str(tmp_path / "cat")
+    exp_id, out = _interrupt(spec, uri, signal.SIGTERM, after=3)
+    assert out.returncode == 143, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("stopped:") and f"tunehouse resume {exp_id}" in last
+    cat = Catalog(uri)
+    assert cat.experiment(exp_id)["status"] == "stopped"  # recorded by the driver, not inferred
+    before = cat.trials(exp_id)
+    assert "running" not in set(before.status)  # in-flight trials were closed as stopped
+    done_before = set(before[before.status == "terminated"].trial_id)
+
+    res = _cli("resume", exp_id, "--catalog", uri, "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    df = Catalog(uri).trials(exp_id)
+    assert len(df) == 10 and df.trial_id.is_unique and set(df.status) == {"terminated"}
+    assert done_before <= set(df.trial_id)
+    assert Catalog(uri).experiment(exp_id)["status"] == "completed"
