@@ -30,6 +30,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 ray=${RAY:-$here/.venv/bin/ray}
 [ -x "$ray" ] || ray=$(command -v ray)
 export RAY_AUTH_MODE=token RAY_USAGE_STATS_ENABLED=0
+# Job entrypoints (`tunehouse run`, from `tunehouse submit`) run in a shell the head's Ray
+# starts: put this Python environment first on its PATH, as an image or a venv would be.
+export PATH="$(dirname "$ray"):$PATH"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -44,26 +47,39 @@ case "$cmd" in
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     tmp="$dir/ray"   # our own --temp-dir: how `stop` finds our processes
+    # Ray puts unix sockets (108-byte limit) under <temp-dir>/session_<time>/sockets; a long
+    # --dir leaves the dashboard half-started (no job server), so refuse it up front.
+    if [ ${#tmp} -gt 40 ]; then
+      echo "--dir $dir is too long for Ray's unix socket paths: use a path of at most 36 characters" >&2
+      exit 2
+    fi
     mkdir -p "$tmp"
     gcs=$(free_port); dash=$(free_port); client=$(free_port)
     base=$((20000 + RANDOM % 20000))
     # shellcheck disable=SC2046
+    ports=$(node_ports)
+    # `nodes` lists each node's name and node-manager port: its raylet is the process of this
+    # cluster whose command line has --node_manager_port=<port> (how tests kill one node)
+    echo "head ${ports#--node-manager-port=}" | cut -d' ' -f1-2 >"$dir/nodes"
+    # shellcheck disable=SC2086
     "$ray" start --head --node-ip-address=127.0.0.1 --port="$gcs" \
       --dashboard-host=127.0.0.1 --dashboard-port="$dash" --ray-client-server-port="$client" \
       --num-cpus="$cpus" --temp-dir="$tmp" --disable-usage-stats \
-      --min-worker-port=$base --max-worker-port=$((base + 199)) $(node_ports) >"$dir/head.log" 2>&1
+      --min-worker-port=$base --max-worker-port=$((base + 199)) $ports >"$dir/head.log" 2>&1
     for i in $(seq 1 "$workers"); do
       res='{}'; [ "$i" -eq 1 ] && res=$wres
       lo=$((base + 200 * i))
-      # shellcheck disable=SC2046
+      ports=$(node_ports)
+      echo "worker-$i ${ports#--node-manager-port=}" | cut -d' ' -f1-2 >>"$dir/nodes"
+      # shellcheck disable=SC2086
       "$ray" start --address="127.0.0.1:$gcs" --node-ip-address=127.0.0.1 --num-cpus="$cpus" \
         --resources="$res" --temp-dir="$tmp" --disable-usage-stats \
-        --min-worker-port=$lo --max-worker-port=$((lo + 199)) $(node_ports) >"$dir/worker-$i.log" 2>&1
+        --min-worker-port=$lo --max-worker-port=$((lo + 199)) $ports >"$dir/worker-$i.log" 2>&1
     done
     cat >"$dir/env" <<ENV
 export RAY_AUTH_MODE=token
 export RAY_ADDRESS=127.0.0.1:$gcs
-export TUNEHOUSE_DASHBOARD=http://127.0.0.1:$dash
+export RAY_API_SERVER_ADDRESS=http://127.0.0.1:$dash
 ENV
     echo "started head + $workers worker(s): GCS 127.0.0.1:$gcs, dashboard http://127.0.0.1:$dash"
     echo "clients: source $dir/env"

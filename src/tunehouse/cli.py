@@ -44,14 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except TunehouseError as e:
-        if args.debug:
+        if args.debug or os.environ.get("TUNEHOUSE_DEBUG") == "1":  # the env var reaches a job's driver
             raise
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:
-        from tunehouse.driver import StopRequested
+        from tunehouse.driver import was_stopped
 
-        what, code = ("stopped", 143) if isinstance(e, StopRequested) else ("interrupted", 130)
+        what, code = ("stopped", 143) if was_stopped(e) else ("interrupted", 130)
         hint = ""
         if getattr(e, "experiment_id", None):
             hint = f"; continue it with: tunehouse resume {e.experiment_id} --catalog {e.catalog}"

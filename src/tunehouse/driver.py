@@ -100,6 +100,8 @@ class StopRequested(KeyboardInterrupt):
 
 
 _SIGTERM_STOPS = False
+_STOP_SIGNALLED = False  # a SIGTERM arrived (Ray turns our exception into a plain KeyboardInterrupt
+# when it lands in a blocking ray.wait, so the flag, not the type, says it was a stop)
 
 
 def stop_on_sigterm() -> None:
@@ -113,6 +115,11 @@ def stop_on_sigterm() -> None:
     _install_sigterm()
 
 
+def was_stopped(e: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is a stop (SIGTERM) rather than a Ctrl-C."""
+    return isinstance(e, StopRequested) or _STOP_SIGNALLED
+
+
 def _install_sigterm() -> None:
     import signal
 
@@ -120,6 +127,8 @@ def _install_sigterm() -> None:
         return
 
     def handler(signum, frame):
+        global _STOP_SIGNALLED
+        _STOP_SIGNALLED = True
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop is enough; let the catalog flush
         raise StopRequested()
 
@@ -454,7 +463,7 @@ def run(
         test_metrics = _test_score(spec, payload, splits, best) if best is not None else {}
         phases["refit_and_test"] = time.perf_counter() - t_refit
     except KeyboardInterrupt as e:
-        status = "stopped" if isinstance(e, StopRequested) else "interrupted"
+        status = "stopped" if was_stopped(e) else "interrupted"
         collector.close_unfinished(status)
         recorder.finish(status)
         e.experiment_id, e.catalog = exp_id, store.uri  # for the CLI's resume hint

@@ -6,8 +6,8 @@ catalog the same way. What this module adds is the shipping and the bookkeeping:
 
 - The spec is validated here, locally, before anything is sent (bad input never reaches the
   cluster). The spec, a local data file it names and a training-function module next to it
-  travel in the job's ``working_dir``; the entrypoint names them by absolute path (``$PWD``
-  of the job), because a relative cwd did not survive on the cluster in one trial run.
+  travel in the job's ``working_dir``; the driver copies them to a folder of its own first
+  (Ray deleted its unpacked working_dir under a running driver here).
 - The experiment id is chosen here and given to the job, so ``jobs status`` can show the
   catalog's progress (trials done / total, best so far) while the job runs.
 - ``jobs stop`` is Ray's stop: SIGTERM to the driver, which records the experiment as
@@ -162,8 +162,14 @@ def submit(
         args = ["--experiment-id", exp_id, "--catalog", cat]
         if num_samples is not None:
             args += ["--num-samples", str(num_samples)]
-        # "$PWD" expands in the job's shell to the unpacked working_dir: an absolute spec path
-        entrypoint = f'tunehouse run "$PWD"/{shlex.quote(spec_name)} ' + " ".join(shlex.quote(a) for a in args)
+        # The job starts in Ray's unpacked copy of working_dir, which Ray deleted under a
+        # running driver here (the first job on a fresh cluster: Tune's final os.getcwd()
+        # failed). So the driver first copies it to a folder of its own and runs from there;
+        # `resume` later finds the spec and data in it too.
+        entrypoint = (
+            'd=$(mktemp -d "${TMPDIR:-/tmp}/tunehouse-job-XXXXXX") && cp -R . "$d" && cd "$d" && '
+            f'exec tunehouse run "$d"/{shlex.quote(spec_name)} ' + " ".join(shlex.quote(a) for a in args)
+        )
         runtime_env: dict[str, Any] = {
             "working_dir": str(staging),
             "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S), **(env or {})},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,25 +13,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 pytest.importorskip("ray.util.client", reason="cluster mode needs ray[default,client]")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """Head + 2 workers, 1 CPU each, {"worker_b": 1} on the first worker; stopped afterwards."""
-    d = tmp_path_factory.mktemp("cluster")
-    script = ROOT / "cluster" / "local-cluster.sh"
-    start = subprocess.run([str(script), "start", "--dir", str(d)], capture_output=True, text=True, timeout=180)
-    try:
-        assert start.returncode == 0, start.stdout + start.stderr
-        env = dict(os.environ)
-        for line in (d / "env").read_text().splitlines():
-            k, _, v = line.removeprefix("export ").partition("=")
-            env[k] = v
-        yield env
-    finally:
-        subprocess.run([str(script), "stop", "--dir", str(d)], capture_output=True, text=True, timeout=120)
-        left = subprocess.run(["pgrep", "-f", str(d / "ray")], capture_output=True, text=True)
-        assert left.stdout.strip() == "", "cluster processes survived stop"
 
 
 def _nodes(env) -> dict[str, dict]:
