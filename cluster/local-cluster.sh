@@ -80,6 +80,7 @@ case "$cmd" in
 export RAY_AUTH_MODE=token
 export RAY_ADDRESS=127.0.0.1:$gcs
 export RAY_API_SERVER_ADDRESS=http://127.0.0.1:$dash
+export TUNEHOUSE_CLIENT_ADDRESS=ray://127.0.0.1:$client
 ENV
     echo "started head + $workers worker(s): GCS 127.0.0.1:$gcs, dashboard http://127.0.0.1:$dash"
     echo "clients: source $dir/env"

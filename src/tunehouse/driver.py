@@ -454,7 +454,14 @@ def run(
         if collector.records:
             first = min(r.started_at or 0 for r in collector.records)
             phases["to_first_trial"] = first - (time.time() - (time.perf_counter() - t_fit))
-        trials = [*prior, *collector.records]
+        if _client_mode():
+            # fit() ran on the cluster with a copy of the collector: the catalog has the trials
+            trials = catalog_records(store.uri, exp_id)
+            recorder.done = recorder.failed = 0
+            recorder.best_value = recorder.best_trial = None
+            recorder.carry_over(trials)
+        else:
+            trials = [*prior, *collector.records]
         best = pick_best(trials, spec.objective.name, spec.mode)
         if best is None and trials:
             first_error = next((t.error for t in trials if t.error), "no metric reported")
@@ -515,7 +522,6 @@ def resume(
         RunError: the experiment is still running, or already completed.
         DataError: its data changed since it ran.
     """
-    import json
     from pathlib import Path
 
     from tunehouse.catalog import Catalog
@@ -535,18 +541,43 @@ def resume(
     if spec_path:
         spec._path = Path(spec_path)
     finished, redo = [], {}
-    rows = cat.trials(exp, raw=True)
-    for row in rows.itertuples(index=False):
-        params = {k: json.loads(v) for k, v in (row.params or [])}
-        if row.status in ("terminated", "error"):
-            finished.append(TrialRecord(
-                trial_id=row.trial_id, status=row.status, params=params,
-                metrics=dict(row.metrics or []), error=row.error,
-            ))
+    for t in catalog_records(uri, exp_id):
+        if t.status in ("terminated", "error"):
+            finished.append(t)
         else:
-            redo.setdefault(config_key(params), []).append(row.trial_id)
+            redo.setdefault(config_key(t.params), []).append(t.trial_id)
     plan = ResumePlan(finished=finished, redo=redo, expected_fingerprint=exp.get("dataset_fingerprint"))
     return run(spec, address=address, catalog=uri, experiment_id=exp_id, callbacks=callbacks, resume=plan)
+
+
+def _client_mode() -> bool:
+    try:
+        from ray.util.client import ray as client_ray
+
+        return bool(client_ray.is_connected())
+    except ImportError:  # pragma: no cover - ray without the client extra
+        return False
+
+
+def catalog_records(catalog: str, experiment_id: str) -> list[TrialRecord]:
+    """An experiment's trials as the catalog holds them (latest row each), as ``TrialRecord``s."""
+    import json
+
+    from tunehouse.catalog import Catalog
+
+    cat = Catalog(catalog)
+    rows = cat.trials(cat.experiment(experiment_id), raw=True)
+    rows = rows.astype(object).where(rows.notna(), None)  # NaN -> None
+    return [
+        TrialRecord(
+            trial_id=row.trial_id, status=row.status, params={k: json.loads(v) for k, v in (row.params or [])},
+            metrics=dict(row.metrics or []), error=row.error, checkpoint=row.checkpoint_uri,
+            checkpoint_sha256=row.checkpoint_sha256,
+            usage={"node_id": row.node_id, "wall_s": row.wall_s, "cpu_s": row.cpu_s,
+                   "peak_rss_mb": row.peak_rss_mb, "pid": None if row.pid is None else int(row.pid)},
+        )
+        for row in rows.itertuples(index=False)
+    ]
 
 
 def _checkpoint_storage(store) -> tuple[str, Any]:
@@ -640,18 +671,20 @@ def _make_collector():
             return self._ids.get(trial.trial_id, trial.trial_id)
 
         def __getstate__(self):
-            # Tune pickles callbacks with its experiment state; the live writer (locks, open
-            # buffers) stays with this driver. Resume rebuilds from the catalog instead.
-            return {}
+            # Tune pickles callbacks with its experiment state (unused: resume rebuilds from the
+            # catalog) and, under Ray Client, ships them to run fit() on the cluster; the copy
+            # records into the same catalog through a writer of its own.
+            return {"recorder": self.recorder, "reuse": self._reuse}
 
         def __setstate__(self, state):
-            self.__init__(None)
+            self.__init__(state.get("recorder"), state.get("reuse"))
 
         def on_experiment_end(self, trials, **info):
             # Trials cut short by the time budget (or a stop) get no complete/error event:
             # close them in the catalog so none stays 'running' forever.
             self._trials = trials
             self.close_unfinished("stopped", "stopped before it finished (time budget or stop)")
+            self.recorder.writer.flush()  # under Ray Client this copy's rows are written nowhere else
 
         def on_step_end(self, iteration, trials, **info):
             self._trials = trials  # what close_unfinished sees when the driver is interrupted

@@ -26,11 +26,11 @@ def _nodes(env) -> dict[str, dict]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _run(env, spec_text: str, tmp_path) -> dict:
+def _run(env, spec_text: str, tmp_path, address: str | None = None) -> dict:
     spec = tmp_path / "spec.yaml"
     spec.write_text(spec_text)
     out = subprocess.run(
-        [sys.executable, "-m", "tunehouse", "run", str(spec), "--address", env["RAY_ADDRESS"],
+        [sys.executable, "-m", "tunehouse", "run", str(spec), "--address", address or env["RAY_ADDRESS"],
          "--catalog", str(tmp_path / "catalog"), "--json"],
         env=env, capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
@@ -69,3 +69,18 @@ def test_custom_resource_pins_trials_to_its_node(cluster, tmp_path):
     assert len(tagged) == 1
     result = _run(cluster, SPEC + "resources: {cpus: 1, custom: {worker_b: 1}}\n", tmp_path)
     assert {t["usage"]["node_id"] for t in result["trials"]} == set(tagged)
+
+
+def test_ray_client_address_runs_the_search_on_the_cluster(cluster, tmp_path):
+    """ray://: Tune runs fit() on the cluster with a copy of our callback; the catalog is still complete."""
+    result = _run(cluster, SPEC, tmp_path, address=cluster["TUNEHOUSE_CLIENT_ADDRESS"])
+    from tunehouse.catalog import Catalog
+
+    cat = Catalog(tmp_path / "catalog")
+    df = cat.trials(result["experiment_id"])
+    assert sorted(df.max_depth) == [1, 2, 3, 4, 5, 6] and df.trial_id.is_unique
+    assert set(df.status) == {"terminated"}
+    exp = cat.experiment(result["experiment_id"])
+    assert exp["status"] == "completed" and exp["trials_done"] == 6
+    assert exp["best_trial_id"] == result["best"]["trial_id"]
+    assert result["best"]["params"]["max_depth"] in range(1, 7) and result["test_metrics"]

@@ -76,6 +76,17 @@ class CatalogWriter:
         self.experiment: dict[str, Any] = {}
         self.parts_written = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Under Ray Client (ray://) Tune runs fit() on the cluster and ships our callback there:
+        # the copy writes to the same catalog (which every node must reach anyway). Buffered
+        # rows stay with the original.
+        return {"uri": self.storage.uri, "experiment_id": self.experiment_id, "flush_rows": self.flush_rows,
+                "flush_s": self.flush_s, "experiment": dict(self.experiment)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["uri"], state["experiment_id"], flush_rows=state["flush_rows"], flush_s=state["flush_s"])
+        self.experiment = state["experiment"]
+
     # -- rows -----------------------------------------------------------------------------
     def add(self, table: str, row: dict[str, Any]) -> None:
         row = dict(row)
@@ -128,6 +139,13 @@ class CatalogWriter:
         return written
 
 
+class _DatasetRef:
+    """What the recorder needs of a data set, without its rows."""
+
+    def __init__(self, fingerprint: str, source: str) -> None:
+        self.fingerprint, self.source = fingerprint, source
+
+
 class ExperimentRecorder:
     """Turns the driver's events (start, trial start/finish, end) into catalog rows."""
 
@@ -162,6 +180,21 @@ class ExperimentRecorder:
             "trials_failed": 0,
             "started_at": self.started,
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the spec travels as its text (its cached data set would ride along otherwise)
+        state = dict(self.__dict__)
+        state["spec"] = (self.spec.text, self.spec.search.num_samples)
+        state["dataset"] = _DatasetRef(self.dataset.fingerprint, self.dataset.source)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from tunehouse.spec import parse_spec
+
+        text, num_samples = state["spec"]
+        state["spec"] = parse_spec(text)
+        state["spec"].search.num_samples = num_samples
+        self.__dict__.update(state)
 
     def carry_over(self, records: list[Any]) -> None:
         """A resumed experiment: count the trials its earlier drivers finished (``TrialRecord``s)."""
