@@ -62,6 +62,7 @@ class TrialRecord:
     error: str | None = None
     started_at: float | None = None
     ended_at: float | None = None
+    attempts: int | None = None  # 1 + the retries it took (failure.max_retries)
 
 
 @dataclass
