@@ -321,7 +321,7 @@ def run(
             verbose=0,
             callbacks=[collector, *(callbacks or [])],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
         ),
     )
     import ray
@@ -452,6 +452,7 @@ def _make_collector():
             self.recorder = recorder
             self.records: list[TrialRecord] = []
             self._started: dict[str, float] = {}
+            self._attempts: dict[str, int] = {}
             self._best: dict[str, dict[str, float]] = {}
 
         def __getstate__(self):
@@ -473,14 +474,17 @@ def _make_collector():
                         trial_id=trial.trial_id, status="stopped", params=dict(trial.config),
                         metrics=metrics, usage=usage, started_at=self._started[trial.trial_id],
                         ended_at=time.time(), error="stopped before it finished (time budget or stop)",
+                        attempts=self._attempts.get(trial.trial_id),
                     ))
 
         def on_step_begin(self, iteration, trials, **info):
             self.recorder.writer.maybe_flush()
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            self._started[trial.trial_id] = time.time()
-            self.recorder.trial_started(trial.trial_id, dict(trial.config), self._started[trial.trial_id])
+            # A retried trial (failure.max_retries) starts again: count it, keep its first start.
+            n = self._attempts[trial.trial_id] = self._attempts.get(trial.trial_id, 0) + 1
+            started = self._started.setdefault(trial.trial_id, time.time())
+            self.recorder.trial_started(trial.trial_id, dict(trial.config), started, attempts=n)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             metrics, _ = _split_result(result)
@@ -512,10 +516,13 @@ def _make_collector():
                     best_metrics=self._best.pop(trial.trial_id, {}),
                     started_at=self._started.get(trial.trial_id),
                     ended_at=time.time(),
+                    attempts=self._attempts.get(trial.trial_id),
                 )
             )
 
         def on_trial_error(self, iteration, trials, trial, **info):
+            # Only a final failure comes here: a failure that is retried fires on_trial_recover
+            # instead (TuneController._process_trial_failure), so each trial gets one final row.
             metrics, usage = _split_result(trial.last_result or {})
             text = None
             try:  # the local error file is written before this callback; storage syncs later
@@ -538,6 +545,7 @@ def _make_collector():
                     best_metrics=self._best.pop(trial.trial_id, {}),
                     started_at=self._started.get(trial.trial_id),
                     ended_at=time.time(),
+                    attempts=self._attempts.get(trial.trial_id),
                 )
             )
 
