@@ -83,6 +83,7 @@ class RunResult:
     wall_s: float
     cluster_cpus: float
     phases: dict[str, float] = field(default_factory=dict)  # where the wall time went, seconds
+    stop_reason: str | None = None  # why the search ended early (time budget, failed trials)
 
     @property
     def failed(self) -> list[TrialRecord]:
@@ -294,7 +295,8 @@ def run(
 
     from tunehouse.trainable import tune_trainable
 
-    collector = TrialCollector(recorder)
+    stopper = _make_stopper()(spec.time_budget_s, spec.failure.max_failed_trials)
+    collector = TrialCollector(recorder, stopper)
     search_alg, param_space = make_search(spec)
     # one bundle per trial: CPUs, GPUs and any custom resources (placement on tagged nodes)
     bundle = {"CPU": spec.resources.cpus, "GPU": spec.resources.gpus, **spec.resources.custom}
@@ -308,7 +310,6 @@ def run(
             search_alg=search_alg,
             num_samples=spec.search.num_samples,
             max_concurrent_trials=spec.search.max_concurrent,
-            time_budget_s=spec.time_budget_s,
             # One actor serves many short trials: actor start-up (imports) costs more than a
             # tabular trial. Resource usage is measured per trial inside it (usage.py).
             reuse_actors=True,
@@ -320,6 +321,8 @@ def run(
             storage_filesystem=storage_fs,
             verbose=0,
             callbacks=[collector, *(callbacks or [])],
+            # time_budget_s and failure.max_failed_trials: one stopper that knows which ended it
+            stop=stopper,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
         ),
@@ -329,8 +332,10 @@ def run(
     recorder.start(cluster_cpus=float(_cluster_cpus()), cluster_nodes=sum(1 for n in ray.nodes() if n["Alive"]))
     phases["setup"] = time.perf_counter() - t0 - phases["ray_start_and_data"]
     t_fit = time.perf_counter()
+    stop_reason: str | None = None
     try:
         tuner.fit()
+        stop_reason = _stop_reason(spec, stopper, collector.records)
         phases["tuner_fit"] = time.perf_counter() - t_fit
         if collector.records:
             first = min(r.started_at or 0 for r in collector.records)
@@ -338,7 +343,13 @@ def run(
         trials = collector.records
         best = pick_best(trials, spec.objective.name, spec.mode)
         if best is None and trials:
-            first_error = next((t.error for t in trials if t.error), "no metric reported")
+            failed = [t for t in trials if t.status == "error"]
+            first_error = next((t.error for t in failed if t.error), "no metric reported")
+            if stop_reason:
+                raise RunError(
+                    f"the search was stopped ({stop_reason}) before any trial succeeded"
+                    + (f"; first error: {first_error}" if failed else "")
+                )
             raise RunError(f"all {len(trials)} trials failed; first error: {first_error}")
         t_refit = time.perf_counter()
         test_metrics = _test_score(spec, payload, splits, best) if best is not None else {}
@@ -347,12 +358,14 @@ def run(
         recorder.finish("interrupted")
         raise
     except RunError as e:
-        recorder.finish("failed", error=str(e))
+        status = "stopped" if stop_reason else "failed"
+        recorder.finish(status, error=str(e), stop_reason=stop_reason)
         raise
     except Exception as e:
         recorder.finish("failed", error=f"{type(e).__name__}: {e}")
         raise RunError(f"the search failed: {e}") from e
-    recorder.finish("completed", test_metrics=test_metrics)
+    status = "stopped" if stop_reason else "completed"
+    recorder.finish(status, test_metrics=test_metrics, stop_reason=stop_reason)
     return RunResult(
         experiment_id=exp_id,
         name=spec.name,
@@ -368,7 +381,19 @@ def run(
         wall_s=time.perf_counter() - t0,
         phases=phases,
         cluster_cpus=float(_cluster_cpus()),
+        stop_reason=stop_reason,
     )
+
+
+def _stop_reason(spec: Spec, stopper: Any, records: list[TrialRecord]) -> str | None:
+    """Why the search ended early, or None when the stopper fired with nothing left to cut."""
+    from tunehouse.space import grid_size
+
+    if stopper.reason is None:
+        return None
+    planned = spec.search.num_samples * (grid_size(spec.space) if spec.search.algorithm == "grid" else 1)
+    finished = sum(r.status in ("terminated", "error") for r in records)
+    return stopper.reason if finished < planned else None
 
 
 def _checkpoint_storage(store) -> tuple[str, Any]:
@@ -440,6 +465,48 @@ def _split_result(result: dict[str, Any]) -> tuple[dict[str, float], dict[str, A
     return metrics, usage
 
 
+def _make_stopper():
+    from ray.tune import Stopper
+
+    class _SearchStopper(Stopper):
+        """Ends the whole search at the time budget or the failure limit, and keeps why.
+
+        Tune consults ``stop_all`` on every step of its loop, whether or not any trial
+        reported a result, so trials that fail before their first report still end the
+        search. Trials running then are stopped (recorded as 'stopped'), none is started.
+        """
+
+        def __init__(self, time_budget_s: float | None, max_failed_trials: int | None) -> None:
+            self.time_budget_s, self.max_failed_trials = time_budget_s, max_failed_trials
+            self.failed = 0
+            self.reason: str | None = None
+            self._spent, self._last = 0.0, None  # the budget counts from Tune's first step
+
+        def __call__(self, trial_id, result):
+            return False
+
+        def trial_failed(self) -> None:
+            self.failed += 1
+
+        def stop_all(self) -> bool:
+            now = time.monotonic()
+            if self._last is not None:
+                self._spent += now - self._last
+            self._last = now
+            if self.reason is None:
+                if self.time_budget_s is not None and self._spent >= self.time_budget_s:
+                    self.reason = f"time_budget_s: {self.time_budget_s:g} s reached"
+                elif self.max_failed_trials is not None and self.failed >= self.max_failed_trials:
+                    self.reason = f"max_failed_trials: {self.failed} trials failed"
+            return self.reason is not None
+
+        def __setstate__(self, state):
+            state["_last"] = None  # Tune pickles its stopper; a monotonic clock does not travel
+            self.__dict__.update(state)
+
+    return _SearchStopper
+
+
 def _make_collector():
     from ray.tune import Callback
 
@@ -448,8 +515,9 @@ def _make_collector():
     class _Collector(Callback):
         """Keeps a ``TrialRecord`` per finished trial (the catalog writer's seam)."""
 
-        def __init__(self, recorder) -> None:
+        def __init__(self, recorder, stopper=None) -> None:
             self.recorder = recorder
+            self.stopper = stopper  # told of every failed trial; says why a search was stopped
             self.records: list[TrialRecord] = []
             self._started: dict[str, float] = {}
             self._attempts: dict[str, int] = {}
@@ -467,13 +535,14 @@ def _make_collector():
             # Trials cut short by the time budget (or a stop) get no complete/error event:
             # close them in the catalog so none stays 'running' forever.
             done = {r.trial_id for r in self.records}
+            why = getattr(self.stopper, "reason", None) or "time budget or stop"
             for trial in trials:
                 if trial.trial_id in self._started and trial.trial_id not in done:
                     metrics, usage = _split_result(trial.last_result or {})
                     self._finish(TrialRecord(
                         trial_id=trial.trial_id, status="stopped", params=dict(trial.config),
                         metrics=metrics, usage=usage, started_at=self._started[trial.trial_id],
-                        ended_at=time.time(), error="stopped before it finished (time budget or stop)",
+                        ended_at=time.time(), error=f"stopped before it finished ({why})",
                         attempts=self._attempts.get(trial.trial_id),
                     ))
 
@@ -523,6 +592,8 @@ def _make_collector():
         def on_trial_error(self, iteration, trials, trial, **info):
             # Only a final failure comes here: a failure that is retried fires on_trial_recover
             # instead (TuneController._process_trial_failure), so each trial gets one final row.
+            if self.stopper is not None:
+                self.stopper.trial_failed()
             metrics, usage = _split_result(trial.last_result or {})
             text = None
             try:  # the local error file is written before this callback; storage syncs later
@@ -552,8 +623,8 @@ def _make_collector():
     return _Collector
 
 
-def TrialCollector(recorder):
-    return _make_collector()(recorder)
+def TrialCollector(recorder, stopper=None):
+    return _make_collector()(recorder, stopper)
 
 
 def shutdown() -> None:
