@@ -300,6 +300,8 @@ def run(
     search_alg, param_space = make_search(spec)
     # one bundle per trial: CPUs, GPUs and any custom resources (placement on tagged nodes)
     bundle = {"CPU": spec.resources.cpus, "GPU": spec.resources.gpus, **spec.resources.custom}
+    if spec.resources.memory_mb is not None:  # Ray's memory resource is in bytes
+        bundle["memory"] = int(spec.resources.memory_mb * 2**20)
     resources = tune.PlacementGroupFactory([{k: v for k, v in bundle.items() if v}])
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(tune_trainable, payload=payload), resources),

@@ -53,3 +53,12 @@ def flaky(params, data):
         raise RuntimeError(f"attempt {attempt} of x={x} fails")
     return {"loss": float(x)}
 
+
+def allocates(params, data):
+    """Allocates (and touches) 1.5 GB when ``params["big"]`` is true, for memory-limit tests."""
+    import numpy as np
+
+    if params["big"]:
+        block = np.ones(1500 * 2**20 // 8)
+        return {"loss": float(block[0])}
+    return {"loss": 0.0}
