@@ -311,6 +311,8 @@ def experiment_tables(i: int, n: int, *, seed: int, tag: str = "") -> tuple[str,
             _ts_array(t0),
             _ts_array(t1),
             _ts_array(t1 + 50_000),
+            pa.array(np.ones(n, np.int64)),  # attempts
+            pa.nulls(n, pa.float64()),  # memory_mb
         ],
         schema=s,
     )
@@ -439,7 +441,7 @@ def _spec_stub(n: int) -> SimpleNamespace:
         name="bench-append", task="classification", mode="max", seed=7, text="name: bench-append\n",
         spec_hash=hashlib.sha256(b"bench-append").hexdigest(),
         search=SimpleNamespace(algorithm="random", sampler=None, num_samples=n),
-        objective=SimpleNamespace(name=OBJECTIVE), resources=SimpleNamespace(cpus=1, gpus=0),
+        objective=SimpleNamespace(name=OBJECTIVE), resources=SimpleNamespace(cpus=1, gpus=0, memory_mb=None),
     )
 
 
@@ -462,6 +464,7 @@ def append_trials(root: Path, n: int, seed: int) -> dict[str, Any]:
             checkpoint_sha256=r["checkpoint_sha256"], iterations=r["iterations"],
             best_metrics=metrics, error=r["error"],
             started_at=r["started_at"].timestamp(), ended_at=r["ended_at"].timestamp(),
+            attempts=r["attempts"],
         ))
     dataset = SimpleNamespace(fingerprint=hashlib.sha256(b"append").hexdigest(), source="data/x.csv")
     t = time.perf_counter()

@@ -83,6 +83,14 @@ EXPECTED_LINES: dict[str, int] = {
     "seed_negative": 2,
     "resources_cpus_zero": 14,
     "time_budget_negative": 13,
+    "failure_max_retries_negative": 14,
+    "failure_max_retries_fraction": 14,
+    "failure_max_failed_trials_zero": 14,
+    "failure_unknown_key": 14,
+    "failure_not_a_mapping": 13,
+    "resources_memory_zero": 14,
+    "resources_memory_with_unit": 14,
+    "resources_memory_unknown_key": 14,
     # known bugs: where the line should be once fixed
     "unknown_key_algoritm": 9,
     "unknown_key_modle": 6,
@@ -290,6 +298,13 @@ def test_schema_is_valid_json_schema(cli_schema: dict[str, Any]):
     assert {"space", "search", "model", "data", "metrics", "task"} <= set(props)
     assert {"task", "data", "model", "metrics", "search", "space"} <= set(cli_schema["required"])
     assert cli_schema == json.loads(json.dumps(json_schema()))
+    failure = cli_schema["$defs"]["FailureSpec"]
+    assert set(failure["properties"]) == {"max_retries", "max_failed_trials"}
+    assert failure["additionalProperties"] is False
+    memory = cli_schema["$defs"]["Resources"]["properties"]["memory_mb"]
+    jsonschema.validate(512, memory)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(0, memory)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -413,7 +428,7 @@ FIELDS = [
     "space", "resources", "time_budget_s", "sklearn", "path", "target", "features", "estimator",
     "params", "impute", "scale", "onehot", "cv", "holdout", "test_size", "mode", "algorithm",
     "num_samples", "max_concurrent", "sampler", "cpus", "gpus", "type", "low", "high", "log",
-    "values",
+    "values", "failure", "max_retries", "max_failed_trials", "memory_mb",
 ]
 # Integers stay small and floats finite on purpose: huge ints and infinities hit known bugs
 # (space_grid_int_huge, resources_cpus_infinite in KNOWN_BUGS), and a grid over an int range of
@@ -579,3 +594,28 @@ def test_fuzz_load_spec_random_documents(doc: Any, fuzz_dir: Path):
     result = _outcome(load_spec, str(path))
     assert isinstance(result, SpecError)  # nothing random is a complete spec
     assert str(result).startswith(str(path))
+
+
+# -- (7) the failure policy and the memory limit ----------------------------------------------
+def test_failure_section_defaults_and_values():
+    spec = parse_spec(QUICK)
+    assert (spec.failure.max_retries, spec.failure.max_failed_trials) == (0, None)
+    assert spec.resources.memory_mb is None
+    spec = parse_spec(
+        QUICK + "failure: {max_retries: 2, max_failed_trials: 5}\nresources: {memory_mb: 512}\n"
+    )
+    assert (spec.failure.max_retries, spec.failure.max_failed_trials) == (2, 5)
+    assert spec.resources.memory_mb == 512
+
+
+def test_new_fields_at_their_defaults_keep_the_spec_hash():
+    """A spec file hashes as it did before ``failure`` and ``memory_mb`` existed (``before`` is
+    what commit 6fa6719 computed), unless it sets them."""
+    path = ROOT / "search_spaces" / "quickstart.yaml"
+    before = "f925f8c4702eb3634957bb139243025f96d3c381071c42cd2a79539a26b2faaf"
+    text = path.read_text(encoding="utf-8")
+    assert parse_spec(text).spec_hash == before
+    defaults = "failure: {max_retries: 0, max_failed_trials: null}\n"
+    assert parse_spec(text + defaults).spec_hash == before
+    assert parse_spec(text + "failure: {max_retries: 1}\n").spec_hash != before
+    assert parse_spec(text + "resources: {memory_mb: 512}\n").spec_hash != before

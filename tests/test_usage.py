@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import os
+import resource
 import time
 
 import numpy as np
+import pytest
 
-from tunehouse.usage import ResourceMeter, _reset_peak
+from tunehouse.usage import ResourceMeter, _reset_peak, memory_limit
 
 
 def test_cpu_and_wall_are_measured_as_deltas():
@@ -34,3 +36,21 @@ def test_peak_rss_is_per_trial():
     assert big.usage.peak_rss_mb > small.usage.peak_rss_mb + 250
     if _reset_peak():  # exact per-trial peaks need a resettable VmHWM
         assert small.usage.peak_rss_mb < big.usage.peak_rss_mb - 250
+
+
+def test_memory_limit_fails_an_allocation_past_it_and_is_restored():
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    with memory_limit(300):
+        small = np.ones(100 * 2**20 // 8)  # 100 MB, touched: within the limit
+        del small
+    message = r"exceeded its memory limit of 300 MB \(resources.memory_mb\)"
+    with pytest.raises(MemoryError, match=message), memory_limit(300):
+        np.ones(1500 * 2**20 // 8)
+    with pytest.raises(MemoryError, match=message), memory_limit(300):
+        [bytes(2**20) for _ in range(1500)]  # many small allocations hit it too
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before
+    big = np.ones(1500 * 2**20 // 8)  # after the block, the process is unlimited again
+    assert big.nbytes == 1500 * 2**20
+    del big
+    with memory_limit(None):
+        assert resource.getrlimit(resource.RLIMIT_DATA) == before

@@ -340,6 +340,8 @@ def _print_run(result: Any) -> None:
     n, failed = len(result.trials), len(result.failed)
     print(f"experiment {result.experiment_id}: {n} trials ({failed} failed) in {result.wall_s:.1f}s, "
           f"{result.algorithm} search, {result.mode} {result.objective}")
+    if result.stop_reason:
+        print(f"stopped early: {result.stop_reason}")
     b = result.best
     if b is None:
         print("no successful trial")

@@ -62,6 +62,7 @@ class TrialRecord:
     error: str | None = None
     started_at: float | None = None
     ended_at: float | None = None
+    attempts: int | None = None  # 1 + the retries it took (failure.max_retries)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class RunResult:
     wall_s: float
     cluster_cpus: float
     phases: dict[str, float] = field(default_factory=dict)  # where the wall time went, seconds
+    stop_reason: str | None = None  # why the search ended early (time budget, failed trials)
 
     @property
     def failed(self) -> list[TrialRecord]:
@@ -412,10 +414,14 @@ def run(
 
     from tunehouse.trainable import tune_trainable
 
-    collector = TrialCollector(recorder, reuse_ids=resume.redo if resume else None)
+    stopper = _make_stopper()(spec.time_budget_s, spec.failure.max_failed_trials)
+    stopper.failed = sum(t.status == "error" for t in prior)  # a resumed search's failures count too
+    collector = TrialCollector(recorder, stopper, reuse_ids=resume.redo if resume else None)
     search_alg, param_space, num_samples = make_search(spec, resume)
     # one bundle per trial: CPUs, GPUs and any custom resources (placement on tagged nodes)
     bundle = {"CPU": spec.resources.cpus, "GPU": spec.resources.gpus, **spec.resources.custom}
+    if spec.resources.memory_mb is not None:  # Ray's memory resource is in bytes
+        bundle["memory"] = int(spec.resources.memory_mb * 2**20)
     resources = tune.PlacementGroupFactory([{k: v for k, v in bundle.items() if v}])
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(tune_trainable, payload=payload), resources),
@@ -426,7 +432,6 @@ def run(
             search_alg=search_alg,
             num_samples=num_samples,
             max_concurrent_trials=spec.search.max_concurrent,
-            time_budget_s=spec.time_budget_s,
             # One actor serves many short trials: actor start-up (imports) costs more than a
             # tabular trial. Resource usage is measured per trial inside it (usage.py).
             reuse_actors=True,
@@ -438,8 +443,10 @@ def run(
             storage_filesystem=storage_fs,
             verbose=0,
             callbacks=[collector, *(callbacks or [])],
+            # time_budget_s and failure.max_failed_trials: one stopper that knows which ended it
+            stop=stopper,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
         ),
     )
     import ray
@@ -447,9 +454,11 @@ def run(
     recorder.start(cluster_cpus=float(_cluster_cpus()), cluster_nodes=sum(1 for n in ray.nodes() if n["Alive"]))
     phases["setup"] = time.perf_counter() - t0 - phases["ray_start_and_data"]
     t_fit = time.perf_counter()
+    stop_reason: str | None = None
     try:
         if num_samples > 0:  # a resumed search may have nothing left but its refit
             tuner.fit()
+        stop_reason = _stop_reason(stopper, len(prior) + num_samples, collector.records)
         phases["tuner_fit"] = time.perf_counter() - t_fit
         if collector.records:
             first = min(r.started_at or 0 for r in collector.records)
@@ -464,24 +473,32 @@ def run(
             trials = [*prior, *collector.records]
         best = pick_best(trials, spec.objective.name, spec.mode)
         if best is None and trials:
-            first_error = next((t.error for t in trials if t.error), "no metric reported")
+            failed = [t for t in trials if t.status == "error"]
+            first_error = next((t.error for t in failed if t.error), "no metric reported")
+            if stop_reason:
+                raise RunError(
+                    f"the search was stopped ({stop_reason}) before any trial succeeded"
+                    + (f"; first error: {first_error}" if failed else "")
+                )
             raise RunError(f"all {len(trials)} trials failed; first error: {first_error}")
         t_refit = time.perf_counter()
         test_metrics = _test_score(spec, payload, splits, best) if best is not None else {}
         phases["refit_and_test"] = time.perf_counter() - t_refit
     except KeyboardInterrupt as e:
         status = "stopped" if was_stopped(e) else "interrupted"
-        collector.close_unfinished(status)
-        recorder.finish(status)
+        collector.close_unfinished(status, "SIGTERM (a stop)" if status == "stopped" else "Ctrl-C or a kill")
+        recorder.finish(status, stop_reason="SIGTERM (tunehouse jobs stop, or a scheduler)" if status == "stopped" else None)
         e.experiment_id, e.catalog = exp_id, store.uri  # for the CLI's resume hint
         raise
     except RunError as e:
-        recorder.finish("failed", error=str(e))
+        status = "stopped" if stop_reason else "failed"
+        recorder.finish(status, error=str(e), stop_reason=stop_reason)
         raise
     except Exception as e:
         recorder.finish("failed", error=f"{type(e).__name__}: {e}")
         raise RunError(f"the search failed: {e}") from e
-    recorder.finish("completed", test_metrics=test_metrics)
+    status = "stopped" if stop_reason else "completed"
+    recorder.finish(status, test_metrics=test_metrics, stop_reason=stop_reason)
     return RunResult(
         experiment_id=exp_id,
         name=spec.name,
@@ -497,6 +514,7 @@ def run(
         wall_s=time.perf_counter() - t0,
         phases=phases,
         cluster_cpus=float(_cluster_cpus()),
+        stop_reason=stop_reason,
     )
 
 
@@ -580,6 +598,14 @@ def catalog_records(catalog: str, experiment_id: str) -> list[TrialRecord]:
     ]
 
 
+def _stop_reason(stopper: Any, planned: int, records: list[TrialRecord]) -> str | None:
+    """Why the search ended early, or None when the stopper fired with nothing left to cut."""
+    if stopper.reason is None:
+        return None
+    finished = sum(r.status in ("terminated", "error") for r in records)
+    return stopper.reason if finished < planned else None
+
+
 def _checkpoint_storage(store) -> tuple[str, Any]:
     """Ray Tune's storage: ``<catalog>/checkpoints``, on the catalog's filesystem."""
     from tunehouse.catalog import LocalStorage
@@ -649,6 +675,48 @@ def _split_result(result: dict[str, Any]) -> tuple[dict[str, float], dict[str, A
     return metrics, usage
 
 
+def _make_stopper():
+    from ray.tune import Stopper
+
+    class _SearchStopper(Stopper):
+        """Ends the whole search at the time budget or the failure limit, and keeps why.
+
+        Tune consults ``stop_all`` on every step of its loop, whether or not any trial
+        reported a result, so trials that fail before their first report still end the
+        search. Trials running then are stopped (recorded as 'stopped'), none is started.
+        """
+
+        def __init__(self, time_budget_s: float | None, max_failed_trials: int | None) -> None:
+            self.time_budget_s, self.max_failed_trials = time_budget_s, max_failed_trials
+            self.failed = 0
+            self.reason: str | None = None
+            self._spent, self._last = 0.0, None  # the budget counts from Tune's first step
+
+        def __call__(self, trial_id, result):
+            return False
+
+        def trial_failed(self) -> None:
+            self.failed += 1
+
+        def stop_all(self) -> bool:
+            now = time.monotonic()
+            if self._last is not None:
+                self._spent += now - self._last
+            self._last = now
+            if self.reason is None:
+                if self.time_budget_s is not None and self._spent >= self.time_budget_s:
+                    self.reason = f"time_budget_s: {self.time_budget_s:g} s reached"
+                elif self.max_failed_trials is not None and self.failed >= self.max_failed_trials:
+                    self.reason = f"max_failed_trials: {self.failed} trials failed"
+            return self.reason is not None
+
+        def __setstate__(self, state):
+            state["_last"] = None  # Tune pickles its stopper; a monotonic clock does not travel
+            self.__dict__.update(state)
+
+    return _SearchStopper
+
+
 def _make_collector():
     from ray.tune import Callback
 
@@ -657,10 +725,12 @@ def _make_collector():
     class _Collector(Callback):
         """Keeps a ``TrialRecord`` per finished trial (the catalog writer's seam)."""
 
-        def __init__(self, recorder, reuse_ids: dict[str, list[str]] | None = None) -> None:
+        def __init__(self, recorder, stopper=None, reuse_ids: dict[str, list[str]] | None = None) -> None:
             self.recorder = recorder
+            self.stopper = stopper  # told of every failed trial; says why a search was stopped
             self.records: list[TrialRecord] = []
             self._started: dict[str, float] = {}  # by Ray Tune's trial id
+            self._attempts: dict[str, int] = {}
             self._best: dict[str, dict[str, float]] = {}
             self._ids: dict[str, str] = {}  # Ray Tune's trial id -> the catalog's
             # a resumed experiment's unfinished trials: their configuration runs again under
@@ -674,23 +744,23 @@ def _make_collector():
             # Tune pickles callbacks with its experiment state (unused: resume rebuilds from the
             # catalog) and, under Ray Client, ships them to run fit() on the cluster; the copy
             # records into the same catalog through a writer of its own.
-            return {"recorder": self.recorder, "reuse": self._reuse}
+            return {"recorder": self.recorder, "stopper": self.stopper, "reuse": self._reuse}
 
         def __setstate__(self, state):
-            self.__init__(state.get("recorder"), state.get("reuse"))
+            self.__init__(state.get("recorder"), state.get("stopper"), state.get("reuse"))
 
         def on_experiment_end(self, trials, **info):
             # Trials cut short by the time budget (or a stop) get no complete/error event:
             # close them in the catalog so none stays 'running' forever.
             self._trials = trials
-            self.close_unfinished("stopped", "stopped before it finished (time budget or stop)")
+            self.close_unfinished("stopped", getattr(self.stopper, "reason", None) or "the search was stopped")
             self.recorder.writer.flush()  # under Ray Client this copy's rows are written nowhere else
 
         def on_step_end(self, iteration, trials, **info):
             self._trials = trials  # what close_unfinished sees when the driver is interrupted
 
-        def close_unfinished(self, status: str, why: str | None = None) -> None:
-            """Record every started, unfinished trial as ``status`` (stopped / interrupted)."""
+        def close_unfinished(self, status: str, why: str) -> None:
+            """Record every started, unfinished trial as ``status`` (stopped / interrupted), saying ``why``."""
             done = {r.trial_id for r in self.records}
             for trial in getattr(self, "_trials", None) or []:
                 if trial.trial_id in self._started and self._id(trial) not in done:
@@ -698,7 +768,8 @@ def _make_collector():
                     self._finish(TrialRecord(
                         trial_id=self._id(trial), status=status, params=dict(trial.config),
                         metrics=metrics, usage=usage, started_at=self._started[trial.trial_id],
-                        ended_at=time.time(), error=why or f"{status} before it finished",
+                        ended_at=time.time(), error=f"{status} before it finished ({why})",
+                        attempts=self._attempts.get(trial.trial_id),
                     ))
 
         def on_step_begin(self, iteration, trials, **info):
@@ -706,11 +777,15 @@ def _make_collector():
 
         def on_trial_start(self, iteration, trials, trial, **info):
             self._trials = trials
-            self._started[trial.trial_id] = time.time()
-            old = self._reuse.get(config_key(dict(trial.config)))
-            if old:
-                self._ids[trial.trial_id] = old.pop(0)
-            self.recorder.trial_started(self._id(trial), dict(trial.config), self._started[trial.trial_id])
+            # A retried trial (failure.max_retries) starts again: count it, keep its first start
+            # and its catalog id (a resumed trial's old id is taken on its first attempt only).
+            n = self._attempts[trial.trial_id] = self._attempts.get(trial.trial_id, 0) + 1
+            started = self._started.setdefault(trial.trial_id, time.time())
+            if n == 1:
+                old = self._reuse.get(config_key(dict(trial.config)))
+                if old:
+                    self._ids[trial.trial_id] = old.pop(0)
+            self.recorder.trial_started(self._id(trial), dict(trial.config), started, attempts=n)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             metrics, _ = _split_result(result)
@@ -742,10 +817,15 @@ def _make_collector():
                     best_metrics=self._best.pop(trial.trial_id, {}),
                     started_at=self._started.get(trial.trial_id),
                     ended_at=time.time(),
+                    attempts=self._attempts.get(trial.trial_id),
                 )
             )
 
         def on_trial_error(self, iteration, trials, trial, **info):
+            # Only a final failure comes here: a failure that is retried fires on_trial_recover
+            # instead (TuneController._process_trial_failure), so each trial gets one final row.
+            if self.stopper is not None:
+                self.stopper.trial_failed()
             metrics, usage = _split_result(trial.last_result or {})
             text = None
             try:  # the local error file is written before this callback; storage syncs later
@@ -768,14 +848,15 @@ def _make_collector():
                     best_metrics=self._best.pop(trial.trial_id, {}),
                     started_at=self._started.get(trial.trial_id),
                     ended_at=time.time(),
+                    attempts=self._attempts.get(trial.trial_id),
                 )
             )
 
     return _Collector
 
 
-def TrialCollector(recorder, reuse_ids: dict[str, list[str]] | None = None):
-    return _make_collector()(recorder, reuse_ids)
+def TrialCollector(recorder, stopper=None, reuse_ids: dict[str, list[str]] | None = None):
+    return _make_collector()(recorder, stopper, reuse_ids)
 
 
 def shutdown() -> None:

@@ -147,6 +147,14 @@ class SearchSpec(_Model):
 class Resources(_Model):
     cpus: float = Field(1, gt=0, le=1024, allow_inf_nan=False)
     gpus: float = Field(0, ge=0, le=64, allow_inf_nan=False)
+    memory_mb: float | None = Field(
+        None,
+        gt=0,
+        le=2**24,
+        allow_inf_nan=False,
+        description="Memory per trial in MB: reserved in Ray's scheduling and enforced in the trial, "
+        "where an allocation past it fails that trial.",
+    )
     custom: dict[str, FiniteFloat] = Field(
         default_factory=dict, description='Ray custom resources per trial, e.g. {"worker_b": 1}.'
     )
@@ -156,8 +164,26 @@ class Resources(_Model):
     def _custom(cls, v: dict[str, float]) -> dict[str, float]:
         for name, amount in v.items():
             if name.upper() in ("CPU", "GPU", "MEMORY") or amount < 0:
-                raise ValueError(f"custom resource {name!r}: use cpus/gpus for CPUs and GPUs; amounts must be >= 0")
+                raise ValueError(
+                    f"custom resource {name!r}: use cpus, gpus and memory_mb for CPUs, GPUs and "
+                    "memory; amounts must be >= 0"
+                )
         return v
+
+
+class FailureSpec(_Model):
+    """What failing trials cost: retries of one trial, and how many failed trials end the search."""
+
+    max_retries: int = Field(
+        0,
+        ge=0,
+        description="Retries of a failed trial (from its last checkpoint) before it is an error.",
+    )
+    max_failed_trials: int | None = Field(
+        None,
+        ge=1,
+        description="Stop the search once this many trials have failed (default: never).",
+    )
 
 
 class Spec(_Model):
@@ -175,6 +201,7 @@ class Spec(_Model):
     space: dict[str, Domain] = Field(min_length=1)
     resources: Resources = Field(default_factory=Resources)
     time_budget_s: FiniteFloat | None = Field(None, gt=0)
+    failure: FailureSpec = Field(default_factory=FailureSpec)
     refit: bool = Field(True, description="Exports refit the chosen trial on all training rows.")
 
     _path: Path | None = PrivateAttr(None)
@@ -253,8 +280,17 @@ class Spec(_Model):
 
     @property
     def spec_hash(self) -> str:
-        """SHA-256 of the canonical (validated, defaults filled) spec; stable under reformatting."""
-        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """SHA-256 of the canonical (validated, defaults filled) spec; stable under reformatting.
+
+        Fields added later hash as if absent while they hold their defaults (which behave as
+        before they existed), so an unchanged spec file keeps the hash the catalog recorded.
+        """
+        data = self.model_dump(mode="json")
+        if self.failure == FailureSpec():
+            del data["failure"]
+        if self.resources.memory_mb is None:
+            del data["resources"]["memory_mb"]
+        canon = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
 
     @property

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tunehouse.models import FoldEnsemble, ModelFactory, score
-from tunehouse.usage import ResourceMeter
+from tunehouse.usage import ResourceMeter, memory_limit
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -52,6 +52,7 @@ class TrialPayload:
     n_classes: int
     X: pd.DataFrame
     y: pd.Series | None
+    memory_mb: float | None = None  # resources.memory_mb: enforced around each trial's fit
 
 
 def make_payload(spec: Spec, dataset: Dataset, splits: Splits) -> TrialPayload:
@@ -68,6 +69,7 @@ def make_payload(spec: Spec, dataset: Dataset, splits: Splits) -> TrialPayload:
         n_classes=len(dataset.classes or []),
         X=splits.X_train,
         y=splits.y_train,
+        memory_mb=spec.resources.memory_mb,
     )
 
 
@@ -162,7 +164,8 @@ def tune_trainable(config: dict[str, Any], payload: TrialPayload) -> None:
     """Ray Tune's function trainable: one report with metrics, usage and the model checkpoint."""
     from ray import tune
 
-    metrics, model = run_trial(config, payload)
+    with memory_limit(payload.memory_mb):  # the fit and scoring: the trial's own allocations
+        metrics, model = run_trial(config, payload)
     if model is None:
         tune.report(metrics)
         return

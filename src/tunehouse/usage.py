@@ -6,10 +6,12 @@ one actor for many trials.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 
@@ -93,6 +95,42 @@ class ResourceMeter:
             hwm = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
         u.peak_rss_mb = hwm / 1024.0
         return u
+
+
+@contextlib.contextmanager
+def memory_limit(mb: float | None) -> Iterator[None]:
+    """Let the code inside allocate at most ``mb`` MB more; past that it gets a MemoryError.
+
+    Lowers this process's soft RLIMIT_DATA to its current data size (VmData) + ``mb`` and
+    restores it on exit: Ray reuses one actor for many trials. RLIMIT_DATA counts private
+    writable memory (heap and anonymous mmap, so numpy's large arrays; Linux >= 4.7), not the
+    shared object-store pages a trial reads its data from. RLIMIT_AS would also count the
+    worker's address-space reservations, which say nothing about what it uses (a Ray worker
+    measured here: VmSize 8.7 GB, VmData 0.4 GB, RSS 0.2 GB). The limit is process-wide:
+    other threads of the worker share it while the trial runs.
+
+    Raises:
+        MemoryError: naming the limit, when an allocation inside went past it.
+    """
+    base = _status_kb("VmData:") if mb is not None else None
+    if mb is None or base is None:  # no limit, or no /proc (not Linux) to measure against
+        yield
+        return
+    old = resource.getrlimit(resource.RLIMIT_DATA)
+    soft = int(base * 1024 + mb * 2**20)
+    for cap in old:  # never loosen a limit the worker was started with
+        if cap != resource.RLIM_INFINITY:
+            soft = min(soft, cap)
+    resource.setrlimit(resource.RLIMIT_DATA, (soft, old[1]))
+    try:
+        yield
+    except MemoryError as e:
+        resource.setrlimit(resource.RLIMIT_DATA, old)  # room to build the message and unwind
+        raise MemoryError(
+            f"the trial exceeded its memory limit of {mb:g} MB (resources.memory_mb)"
+        ) from e
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, old)
 
 
 def _ray_node() -> tuple[str, str]:

@@ -35,6 +35,7 @@ class FakeTrial:  # the fields of driver.TrialRecord the recorder reads
     error: str | None = None
     started_at: float | None = None
     ended_at: float | None = None
+    attempts: int | None = 1
 
 
 def record_experiment(uri: str, exp_id: str, trials: list[FakeTrial], *, name: str = "exp",

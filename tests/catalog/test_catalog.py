@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tunehouse.catalog import Catalog, CatalogError, CatalogWarning, open_storage
-from tunehouse.catalog.schema import TRIALS
+from tunehouse.catalog.schema import EXPERIMENTS, TRIALS
 from tunehouse.catalog.writer import parquet_bytes, part_name
 
 from .helpers import FakeTrial, record_experiment, trials
@@ -211,3 +211,22 @@ def test_duckdb_reads_the_catalog_without_tunehouse(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[('t0004', 0.8), ('t0003', 0.6)]"
+
+
+def test_parts_written_before_the_failure_columns_read_as_nulls(catalog_uri):
+    """attempts, memory_mb (trials) and stop_reason (experiments) were appended later."""
+    record_experiment(catalog_uri, "e1", trials(2))
+    cat = Catalog(catalog_uri)
+    t = cat.table("trials", "e1").drop_columns(["attempts", "memory_mb"])
+    old = t.set_column(t.schema.get_field_index("trial_id"), "trial_id", pa.array(["old1", "old2"]))
+    cat.storage.write_atomic(part_name("trials", "e1"), parquet_bytes(old))
+    e = cat.table("experiments", "e1").drop_columns(["stop_reason"])
+    e = e.set_column(e.schema.get_field_index("experiment_id"), "experiment_id", pa.array(["e0"]))
+    cat.storage.write_atomic(part_name("experiments", "e0"), parquet_bytes(e))
+    df = cat.trials("e1").set_index("trial_id")
+    assert df.loc[["old1", "old2"], "attempts"].isna().all()
+    assert df.loc[["old1", "old2"], "memory_mb"].isna().all()
+    assert (df.loc[["t0000", "t0001"], "attempts"] == 1).all()
+    assert cat.experiment("e0")["stop_reason"] is None
+    assert cat.table("trials", "e1").schema == TRIALS
+    assert cat.table("experiments").schema == EXPERIMENTS

@@ -30,3 +30,35 @@ def sees_valid(params, data):
     model = LogisticRegression(max_iter=200).fit(data.X_train, data.y_train)
     model.saw_valid_ = data.X_valid is not None
     return model
+
+
+def flaky(params, data):
+    """Fails on a config's first attempt, and on every attempt when x >= 9; x <= 1 never fails.
+
+    Each call appends a line to ``<params["marker_dir"]>/x<x>``, so a test counts the attempts
+    that really ran (one call per attempt with a hold-out split). ``params["how"]``: ``raise``
+    an exception, or ``exit``: the worker process dies.
+    """
+    import os
+    from pathlib import Path
+
+    x = params["x"]
+    marker = Path(params["marker_dir"]) / f"x{x}"
+    with marker.open("a") as f:
+        f.write("attempt\n")
+    attempt = len(marker.read_text().splitlines())
+    if x >= 9 or (x > 1 and attempt == 1):
+        if params["how"] == "exit":
+            os._exit(3)
+        raise RuntimeError(f"attempt {attempt} of x={x} fails")
+    return {"loss": float(x)}
+
+
+def allocates(params, data):
+    """Allocates (and touches) 1.5 GB when ``params["big"]`` is true, for memory-limit tests."""
+    import numpy as np
+
+    if params["big"]:
+        block = np.ones(1500 * 2**20 // 8)
+        return {"loss": float(block[0])}
+    return {"loss": 0.0}

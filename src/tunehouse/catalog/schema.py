@@ -52,6 +52,7 @@ EXPERIMENTS = pa.schema(
         ("ended_at", _ts),
         ("heartbeat_at", _ts),
         ("updated_at", _ts),
+        ("stop_reason", pa.string()),  # why a 'stopped' search ended early, e.g. its time budget
     ]
 )
 
@@ -88,6 +89,8 @@ TRIALS = pa.schema(
         ("started_at", _ts),
         ("ended_at", _ts),
         ("updated_at", _ts),
+        ("attempts", pa.int64()),  # 1 + retries (failure.max_retries)
+        ("memory_mb", pa.float64()),  # memory requested per trial (resources.memory_mb)
     ]
 )
 

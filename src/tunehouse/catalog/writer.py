@@ -222,8 +222,11 @@ class ExperimentRecorder:
         self.writer.set_experiment(cluster_cpus=cluster_cpus, cluster_nodes=cluster_nodes)
         self.writer.flush()  # the experiment is visible as soon as it starts
 
-    def trial_started(self, trial_id: str, params: dict[str, Any], started_at: float) -> None:
-        self.writer.add("trials", self._trial_row(trial_id, "running", params, started_at=started_at))
+    def trial_started(
+        self, trial_id: str, params: dict[str, Any], started_at: float, attempts: int = 1
+    ) -> None:
+        row = self._trial_row(trial_id, "running", params, started_at=started_at, attempts=attempts)
+        self.writer.add("trials", row)
         self.writer.maybe_flush()
 
     def trial_result(self, trial_id: str, iteration: int, metrics: dict[str, float]) -> None:
@@ -244,17 +247,26 @@ class ExperimentRecorder:
             checkpoint_sha256=record.checkpoint_sha256,
             iterations=record.iterations,
             best_metrics=record.best_metrics,
+            attempts=record.attempts,
         )
         self.writer.add("trials", row)
         self._count(record)
         self.writer.maybe_flush()
 
-    def finish(self, status: str, *, test_metrics: dict[str, float] | None = None, error: str | None = None) -> None:
+    def finish(
+        self,
+        status: str,
+        *,
+        test_metrics: dict[str, float] | None = None,
+        error: str | None = None,
+        stop_reason: str | None = None,
+    ) -> None:
         self.writer.set_experiment(
             status=status,
             ended_at=now(),
             test_metrics=num_map(test_metrics),
             error=error,
+            stop_reason=stop_reason,
         )
         self.writer.flush()
 
@@ -293,6 +305,8 @@ class ExperimentRecorder:
             "dataset_fingerprint": self.dataset.fingerprint,
             "started_at": ts(kw.get("started_at")),
             "ended_at": ts(kw.get("ended_at")),
+            "attempts": kw.get("attempts"),
+            "memory_mb": self.spec.resources.memory_mb,
         }
 
     def _relative(self, path: str | None) -> str | None:
