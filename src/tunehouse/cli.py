@@ -7,6 +7,8 @@ code 2 (bad input) or 1 (run-time failure). ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import sys
@@ -199,56 +201,75 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a grid, random or Bayesian search on an embedded Ray (or --address) and print the best trial."""
-    from tunehouse.driver import run, shutdown, stop_on_sigterm
+    from tunehouse.driver import run
     from tunehouse.errors import SpecError
-    from tunehouse.spec import load_spec
+    from tunehouse.spec import _line_for, _line_map, load_spec
 
     spec = load_spec(args.spec, check=False)
     if args.num_samples is not None:
         if args.num_samples < 1:
             raise SpecError(f"--num-samples must be >= 1 (got {args.num_samples})")
         spec.search.num_samples = args.num_samples
-    from tunehouse.spec import _line_for, _line_map
 
-    stop_on_sigterm()
-    try:
-        result = run(spec, address=args.address, catalog=args.catalog, experiment_id=args.experiment_id)
-    except SpecError as e:
-        shutdown()
-        if e.file is None:  # found while loading data or the model: point at the spec
-            raise type(e)(e.reason, file=args.spec, field=e.field,
-                          line=_line_for(_line_map(spec.text), e.field)) from None
-        raise
-    except BaseException:
-        shutdown()
-        raise
-    if not _FAST_EXIT:  # the entry point tears Ray down faster once the output is out
-        shutdown()
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2, default=str))
-        return 0
-    _print_run(result)
-    return 0
+    def start():
+        try:
+            return run(spec, address=args.address, catalog=args.catalog, experiment_id=args.experiment_id)
+        except SpecError as e:
+            if e.file is None:  # found while loading data or the model: point at the spec
+                raise type(e)(e.reason, file=args.spec, field=e.field,
+                              line=_line_for(_line_map(spec.text), e.field)) from None
+            raise
+
+    return _search(args, start)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Continue an experiment whose driver was killed, interrupted or stopped: finished trials are
     kept, unfinished ones run again under their ids, then the rest of the search runs."""
-    from tunehouse.driver import resume, shutdown, stop_on_sigterm
+    from tunehouse.driver import resume
+
+    return _search(args, lambda: resume(args.experiment, catalog=args.catalog, address=args.address))
+
+
+def _search(args: argparse.Namespace, start: Any) -> int:
+    """Run a search (``start()``), then print its result to the real standard output."""
+    from tunehouse.driver import shutdown, stop_on_sigterm
 
     stop_on_sigterm()
-    try:
-        result = resume(args.experiment, catalog=args.catalog, address=args.address)
-    except BaseException:
-        shutdown()
-        raise
-    if not _FAST_EXIT:
-        shutdown()
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2, default=str))
-        return 0
-    _print_run(result)
+    with _results_stdout() as out:
+        try:
+            result = start()
+        except BaseException:
+            shutdown()
+            raise
+        if not _FAST_EXIT:  # the entry point tears Ray down faster once the output is out
+            shutdown()
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2, default=str), file=out)
+        else:
+            _print_run(result, out)
     return 0
+
+
+@contextlib.contextmanager
+def _results_stdout():
+    """Standard output for our results only; anything else printed meanwhile goes to stderr.
+
+    Ray prints cluster events on the driver's stdout even with log_to_driver off (a dead
+    raylet's last log lines, for one), which broke `run --json` when a node died mid-search.
+    """
+    sys.stdout.flush()
+    real = os.dup(1)
+    os.dup2(2, 1)
+    out = open(real, "w", closefd=False)  # noqa: SIM115  (closed below, after the fd is restored)
+    try:
+        yield out
+    finally:
+        out.flush()
+        sys.stdout.flush()
+        os.dup2(real, 1)
+        out.close()
+        os.close(real)
 
 
 # -- cluster jobs ------------------------------------------------------------------------
@@ -336,33 +357,34 @@ def cmd_jobs_stop(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_run(result: Any) -> None:
+def _print_run(result: Any, out: Any = None) -> None:
+    say = functools.partial(print, file=out or sys.stdout)
     n, failed = len(result.trials), len(result.failed)
-    print(f"experiment {result.experiment_id}: {n} trials ({failed} failed) in {result.wall_s:.1f}s, "
+    say(f"experiment {result.experiment_id}: {n} trials ({failed} failed) in {result.wall_s:.1f}s, "
           f"{result.algorithm} search, {result.mode} {result.objective}")
     if result.stop_reason:
-        print(f"stopped early: {result.stop_reason}")
+        say(f"stopped early: {result.stop_reason}")
     b = result.best
     if b is None:
-        print("no successful trial")
+        say("no successful trial")
         return
-    print(f"best trial {b.trial_id}")
-    print(f"  {result.objective}: {b.metrics[result.objective]:.6g}"
+    say(f"best trial {b.trial_id}")
+    say(f"  {result.objective}: {b.metrics[result.objective]:.6g}"
           + (f" ± {b.metrics[result.objective + '_std']:.3g}" if result.objective + "_std" in b.metrics else ""))
     for k, v in b.params.items():
-        print(f"  param {k} = {v!r}")
+        say(f"  param {k} = {v!r}")
     for k, v in sorted(b.metrics.items()):
         if k != result.objective and not k.endswith("_std"):
-            print(f"  {k}: {v:.6g}")
+            say(f"  {k}: {v:.6g}")
     for k, v in sorted(result.test_metrics.items()):
-        print(f"  test {k}: {v:.6g}")
+        say(f"  test {k}: {v:.6g}")
     u = b.usage
     if u:
-        print(f"  usage: wall {u.get('wall_s', 0):.2f}s, cpu {u.get('cpu_s', 0):.2f}s, "
+        say(f"  usage: wall {u.get('wall_s', 0):.2f}s, cpu {u.get('cpu_s', 0):.2f}s, "
               f"peak rss {u.get('peak_rss_mb', 0):.0f} MB, node {str(u.get('node_id', ''))[:12]} pid {u.get('pid')}")
     if b.checkpoint:
-        print(f"  checkpoint: {b.checkpoint}")
-    print(f"catalog: {result.catalog}  (tunehouse trials {result.experiment_id} --catalog {result.catalog})")
+        say(f"  checkpoint: {b.checkpoint}")
+    say(f"catalog: {result.catalog}  (tunehouse trials {result.experiment_id} --catalog {result.catalog})")
 
 
 # -- catalog commands ------------------------------------------------------------------
