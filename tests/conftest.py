@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -68,6 +69,13 @@ def ray_session(s3_server):
 
     connect(None, [str(TESTS)])
     yield ray
+    # Ray's graceful shutdown stops its processes one by one (about 10 s here); everything of
+    # this embedded Ray is a child of this process and nothing in it is needed any more.
+    import psutil
+
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            p.kill()
     ray.shutdown()
 
 

@@ -619,3 +619,21 @@ def test_new_fields_at_their_defaults_keep_the_spec_hash():
     assert parse_spec(text + defaults).spec_hash == before
     assert parse_spec(text + "failure: {max_retries: 1}\n").spec_hash != before
     assert parse_spec(text + "resources: {memory_mb: 512}\n").spec_hash != before
+
+
+RUN_CASES = ["yaml_unclosed_bracket", "unknown_key_modle", "data_nan_target", "model_not_estimator_module"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", RUN_CASES)
+def test_cli_run_rejects_bad_spec_and_writes_nothing(stem: str, tmp_path: Path):
+    """`run` (not only `validate`): exit 2, one located line, no catalog created, even when the
+    error is only found while the data or the model is loaded (Ray has started by then)."""
+    path = BAD_DIR / f"{stem}.yaml"
+    _field, needle = _expectation(path)
+    catalog = tmp_path / "catalog"
+    proc = _cli("run", str(path), "--catalog", str(catalog))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}") and needle in lines[0], proc.stderr
+    assert not catalog.exists()

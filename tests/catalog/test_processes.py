@@ -133,7 +133,8 @@ def test_ctrl_c_marks_the_experiment_interrupted(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err[-2000:]
-    assert "interrupted" in err.splitlines()[-1]
+    last = err.splitlines()[-1]
+    assert last.startswith("interrupted:") and "tunehouse resume killed-" in last  # the resume command
     cat = Catalog(uri)
     exp = cat.experiments().iloc[0]
     assert exp.status == "interrupted" and exp.ended_at is not None  # recorded, not inferred

@@ -24,7 +24,7 @@ SLOW = """
 import time
 
 def slow(params, data):
-    time.sleep(1.0)
+    time.sleep(0.8)
     return {"loss": (params["x"] - 5) ** 2}
 """
 
@@ -61,9 +61,9 @@ def test_killing_a_worker_raylet_mid_search_loses_no_trial(tmp_path):
         spec = tmp_path / "node-loss.yaml"
         spec.write_text(
             "name: node-loss\ntask: classification\ndata: {sklearn: iris}\nmodel: slow_fn:slow\n"
-            "metrics: [{name: loss, mode: min}]\nevaluation: {cv: 2}\nfailure: {max_retries: 3}\n"
+            "metrics: [{name: loss, mode: min}]\nevaluation: {holdout: 0.25}\nfailure: {max_retries: 3}\n"
             "search: {algorithm: grid}\n"
-            "space: {x: {type: grid, values: [" + ", ".join(map(str, range(15))) + "]}}\n"
+            "space: {x: {type: grid, values: [" + ", ".join(map(str, range(18))) + "]}}\n"
         )
         cat = tmp_path / "catalog"
         proc = subprocess.Popen(
@@ -83,7 +83,6 @@ def test_killing_a_worker_raylet_mid_search_loses_no_trial(tmp_path):
                 time.sleep(0.3)
             else:
                 pytest.fail("no trial ran on the victim node")
-            killed_at = time.time()
             os.kill(_raylet(d, victim_port).pid, signal.SIGKILL)
             out, err = proc.communicate(timeout=240)
         finally:
@@ -95,9 +94,9 @@ def test_killing_a_worker_raylet_mid_search_loses_no_trial(tmp_path):
 
         c = Catalog(cat)
         df = c.trials(result["experiment_id"])
-        assert sorted(df.x) == list(range(15)) and df.trial_id.is_unique  # every trial, once
+        assert sorted(df.x) == list(range(18)) and df.trial_id.is_unique  # every trial, once
         assert set(df.status) == {"terminated"}
         assert c.experiment(result["experiment_id"])["status"] == "completed"
-        assert df.attempts.max() >= 2  # the trial on the dead node was retried elsewhere
-        late = df[df.started_at.map(lambda t: t.timestamp()) > killed_at + 1]
-        assert len(late) and victim not in set(late.node_id)  # nothing ran on the dead node afterwards
+        retried = df[df.attempts >= 2]
+        assert len(retried)  # the trial(s) on the dead node ran again ...
+        assert victim not in set(retried.node_id)  # ... and finished on another node
