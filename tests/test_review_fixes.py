@@ -74,3 +74,84 @@ def test_bad_catalog_path_fails_before_running(tmp_path):
                           "--catalog", str(tmp_path / "file" / "cat")], capture_output=True, text=True,
                          timeout=120, cwd=str(__import__("conftest").ROOT))
     assert out.returncode == 1 and out.stderr.strip() == f"error: catalog {tmp_path}/file/cat: {tmp_path}/file is not a folder"
+
+
+# -- review of resume, stops and cluster mode -------------------------------------------------
+def test_bayes_warm_start_takes_a_nan_objective_as_a_failed_trial(write_spec):
+    """An uninterrupted run tells Optuna a NaN as a failure; resume crashed with 'values should not contain NaN'."""
+    from tunehouse.driver import TrialRecord, _make_optuna
+
+    spec = load_spec(write_spec(base_spec(
+        model="helpers.objectives:quadratic", metrics=[{"name": "loss", "mode": "min"}],
+        search={"algorithm": "bayes", "num_samples": 6},
+        space={"x": {"type": "uniform", "low": 0, "high": 4}, "y": {"type": "uniform", "low": -2, "high": 0}})), check=False)
+    done = [TrialRecord("a", "terminated", {"x": 1.0, "y": -1.0}, metrics={"loss": float("nan")}),
+            TrialRecord("b", "terminated", {"x": 2.0, "y": -1.0}, metrics={"loss": 0.0}),
+            TrialRecord("c", "error", {"x": 3.0, "y": -1.0}, error="ValueError: boom")]
+    searcher = _make_optuna(spec, done, [])
+    states = sorted(t.state.name for t in searcher._ot_study.trials)
+    assert states == ["COMPLETE", "FAIL", "FAIL"]
+
+
+def test_a_resumed_search_that_ran_everything_is_not_stopped():
+    """The stop reason compared this run's trials with the whole plan: a resume always looked cut short."""
+    from types import SimpleNamespace
+
+    from tunehouse.driver import TrialRecord, _stop_reason
+
+    prior = [TrialRecord(f"p{i}", "terminated", {"x": i}) for i in range(3)]
+    new = [TrialRecord("n0", "error", {"x": 9})]
+    stopper = SimpleNamespace(reason="max_failed_trials: 1 trials failed")
+    assert _stop_reason(stopper, 4, [*prior, *new]) is None  # every planned trial ran
+    assert _stop_reason(stopper, 5, [*prior, *new]) == stopper.reason
+
+
+def test_running_trials_of_a_stopped_experiment_read_as_interrupted(tmp_path):
+    uri = str(tmp_path / "c")
+    rec = record_experiment(uri, "e1", trials(2), finish=False)
+    rec.trial_started("t9", {"max_depth": 3, "criterion": "gini"}, 0.0)
+    rec.finish("stopped")
+    df = Catalog(uri).trials("e1")
+    assert df.set_index("trial_id").status["t9"] == "interrupted"
+
+
+def test_results_go_to_the_callers_stream_when_it_is_not_fd_1(capsys):
+    """cli.main called in-process (a notebook, a test): results must reach sys.stdout, not the raw fd."""
+    import io
+    from contextlib import redirect_stdout
+
+    from tunehouse.cli import _results_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf), _results_stdout() as out:
+        print("result", file=out)
+    assert buf.getvalue() == "result\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra, field, needle", [
+    ({"resources": {"cpus": 1, "memory_mb": 10_000_000}}, "resources.memory_mb", "MB memory"),
+])
+def test_a_trial_that_fits_no_node_of_the_embedded_ray_is_refused(tmp_path, write_spec, extra, field, needle):
+    """It waited forever (Tune warns about CPUs and GPUs only, and not at all with its output off)."""
+    import subprocess
+    import sys
+
+    spec = write_spec(base_spec(**extra))
+    out = subprocess.run([sys.executable, "-m", "tunehouse", "run", str(spec), "--catalog", str(tmp_path / "cat")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    line = out.stderr.strip().splitlines()[-1]
+    assert f"{field}: " in line and needle in line and str(spec) in line
+
+
+@pytest.mark.parametrize("bad", ["../escape", "a/b", "has space"])
+def test_a_chosen_experiment_id_must_be_a_plain_name(tmp_path, write_spec, bad):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "tunehouse", "run", str(write_spec(base_spec())),
+                          "--catalog", str(tmp_path / "cat"), "--experiment-id", bad],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--experiment-id" in out.stderr.strip().splitlines()[-1], out.stderr[-2000:]
+    assert not list((tmp_path / "cat").rglob("*.parquet"))

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import shlex
 import sys
 from typing import Any
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         what, code = ("stopped", 143) if was_stopped(e) else ("interrupted", 130)
         hint = ""
         if getattr(e, "experiment_id", None):
-            hint = f"; continue it with: tunehouse resume {e.experiment_id} --catalog {e.catalog}"
+            hint = f"; continue it with: tunehouse resume {e.experiment_id} --catalog {shlex.quote(e.catalog)}"
         print(f"{what}: the catalog holds every trial finished so far{hint}", file=sys.stderr)
         return code
 
@@ -201,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a grid, random or Bayesian search on an embedded Ray (or --address) and print the best trial."""
-    from tunehouse.driver import run
+    from tunehouse.driver import check_experiment_id, run
     from tunehouse.errors import SpecError
     from tunehouse.spec import _line_for, _line_map, load_spec
 
@@ -210,6 +211,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.num_samples < 1:
             raise SpecError(f"--num-samples must be >= 1 (got {args.num_samples})")
         spec.search.num_samples = args.num_samples
+    if args.experiment_id is not None:
+        check_experiment_id(args.experiment_id)  # before Ray starts
 
     def start():
         try:
@@ -258,6 +261,13 @@ def _results_stdout():
     Ray prints cluster events on the driver's stdout even with log_to_driver off (a dead
     raylet's last log lines, for one), which broke `run --json` when a node died mid-search.
     """
+    try:
+        ours = sys.stdout.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # a notebook's or a test's stream: leave it be
+        ours = False
+    if not ours:
+        yield sys.stdout
+        return
     sys.stdout.flush()
     real = os.dup(1)
     os.dup2(2, 1)
@@ -265,11 +275,13 @@ def _results_stdout():
     try:
         yield out
     finally:
-        out.flush()
         sys.stdout.flush()
-        os.dup2(real, 1)
-        out.close()
-        os.close(real)
+        os.dup2(real, 1)  # first: fd 1 must come back even if the flush below fails
+        try:
+            out.flush()
+        finally:
+            out.close()
+            os.close(real)
 
 
 # -- cluster jobs ------------------------------------------------------------------------

@@ -112,8 +112,8 @@ def stop_on_sigterm() -> None:
     ``ray.init`` installs its own SIGTERM handler (``sys.exit``), so ``run`` installs this one
     again once Ray is connected. For the CLI; a notebook keeps its own signal handling.
     """
-    global _SIGTERM_STOPS
-    _SIGTERM_STOPS = True
+    global _SIGTERM_STOPS, _STOP_SIGNALLED
+    _SIGTERM_STOPS, _STOP_SIGNALLED = True, False
     _install_sigterm()
 
 
@@ -144,6 +144,7 @@ class ResumePlan:
     finished: list[TrialRecord]  # terminated or error: not run again
     redo: dict[str, list[str]]  # config key -> trial ids that never finished (reused when re-run)
     expected_fingerprint: str | None = None
+    started_at: Any = None  # when the experiment first started (kept in its row)
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -180,8 +181,16 @@ def connect(address: str | None, extra_paths: list[str]) -> bool:
     target = address or os.environ.get("RAY_ADDRESS")
     try:
         if target:
-            ray.init(address=target, **kwargs)
-            return False
+            for attempt in range(3):
+                try:
+                    ray.init(address=target, **kwargs)
+                    return False
+                except ConnectionAbortedError:
+                    # Ray Client's server starts a process per client and gives it 30 s; on a
+                    # loaded head that start can fail once ("Initialization failure from server")
+                    if attempt == 2 or not str(target).startswith("ray://"):
+                        raise
+                    time.sleep(2.0)
         # Workers of an embedded Ray inherit the driver's environment: let them import a
         # user's training function that sits next to the spec or in the working directory.
         paths = [*extra_paths, os.environ.get("PYTHONPATH", "")]
@@ -192,7 +201,8 @@ def connect(address: str | None, extra_paths: list[str]) -> bool:
         _STARTED_HERE = True
         return True
     except Exception as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        first = " ".join(lines[:2])[:500] if lines else type(e).__name__
         raise RunError(f"cannot start or reach Ray ({target or 'embedded local Ray'}): {first}") from e
 
 
@@ -307,7 +317,7 @@ def _make_optuna(spec: Spec, done: list[TrialRecord], redo: list[tuple[str, list
     )
     for t in done:
         value = t.metrics.get(spec.objective.name)
-        failed = t.status != "terminated" or value is None
+        failed = t.status != "terminated" or value is None or not math.isfinite(value)  # as Tune tells Optuna
         searcher.add_evaluated_point(dict(t.params), 0.0 if failed else value, error=failed)
     for key, ids in redo:
         for _ in ids:
@@ -402,6 +412,8 @@ def run(
             f"the data changed since experiment {experiment_id} ran (fingerprint {dataset.fingerprint[:12]} "
             f"!= {resume.expected_fingerprint[:12]}): resume needs the same rows; run the spec as a new experiment",
             field="data")
+    if experiment_id and not resume:
+        _check_new_id(experiment_id, store)
     exp_id = experiment_id or new_experiment_id(spec.name)
     storage_path, storage_fs = _checkpoint_storage(store)
     env = environment(spec.base_dir)
@@ -411,6 +423,8 @@ def run(
     prior = resume.finished if resume else []
     if prior:
         recorder.carry_over(prior)
+    if resume and resume.started_at is not None:
+        recorder.writer.experiment["started_at"] = resume.started_at
 
     from tunehouse.trainable import tune_trainable
 
@@ -422,6 +436,8 @@ def run(
     bundle = {"CPU": spec.resources.cpus, "GPU": spec.resources.gpus, **spec.resources.custom}
     if spec.resources.memory_mb is not None:  # Ray's memory resource is in bytes
         bundle["memory"] = int(spec.resources.memory_mb * 2**20)
+    if _STARTED_HERE:
+        _check_fits(bundle)
     resources = tune.PlacementGroupFactory([{k: v for k, v in bundle.items() if v}])
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(tune_trainable, payload=payload), resources),
@@ -458,19 +474,23 @@ def run(
     try:
         if num_samples > 0:  # a resumed search may have nothing left but its refit
             tuner.fit()
-        stop_reason = _stop_reason(stopper, len(prior) + num_samples, collector.records)
         phases["tuner_fit"] = time.perf_counter() - t_fit
         if collector.records:
             first = min(r.started_at or 0 for r in collector.records)
             phases["to_first_trial"] = first - (time.time() - (time.perf_counter() - t_fit))
         if _client_mode():
-            # fit() ran on the cluster with a copy of the collector: the catalog has the trials
+            # fit() ran on the cluster with copies of the collector and the stopper: the
+            # catalog has the trials, and the copy's stop reason in the experiment row
             trials = catalog_records(store.uri, exp_id)
             recorder.done = recorder.failed = 0
             recorder.best_value = recorder.best_trial = None
             recorder.carry_over(trials)
+            from tunehouse.catalog import Catalog
+
+            stopper.reason = Catalog(store.uri).experiment(exp_id).get("stop_reason")
         else:
             trials = [*prior, *collector.records]
+        stop_reason = _stop_reason(stopper, len(prior) + num_samples, trials)
         best = pick_best(trials, spec.objective.name, spec.mode)
         if best is None and trials:
             failed = [t for t in trials if t.status == "error"]
@@ -555,8 +575,12 @@ def resume(
     if exp["status"] == "completed":
         raise RunError(f"experiment {exp_id} already completed; nothing to resume")
     spec = parse_spec(exp["spec_text"], file=f"the spec of {exp_id} in the catalog")
+    if exp.get("num_samples"):  # what the run used, --num-samples included
+        spec.search.num_samples = int(exp["num_samples"])
     spec_path = dict(exp.get("environment") or {}).get("spec_path")
-    if spec_path:
+    if spec_path and Path(spec_path).parent.is_dir():
+        # relative data paths resolve where the spec was; elsewhere (a job's folder on a
+        # cluster's head node) they resolve against the working directory
         spec._path = Path(spec_path)
     finished, redo = [], {}
     for t in catalog_records(uri, exp_id):
@@ -564,8 +588,58 @@ def resume(
             finished.append(t)
         else:
             redo.setdefault(config_key(t.params), []).append(t.trial_id)
-    plan = ResumePlan(finished=finished, redo=redo, expected_fingerprint=exp.get("dataset_fingerprint"))
+    plan = ResumePlan(finished=finished, redo=redo, expected_fingerprint=exp.get("dataset_fingerprint"),
+                      started_at=exp.get("started_at"))
     return run(spec, address=address, catalog=uri, experiment_id=exp_id, callbacks=callbacks, resume=plan)
+
+
+def check_experiment_id(experiment_id: str) -> None:
+    """A chosen id names a catalog partition: letters, digits, '.', '_' and '-'."""
+    from tunehouse.errors import SpecError
+    from tunehouse.spec import NAME_RE
+
+    if not NAME_RE.match(experiment_id) or ".." in experiment_id:
+        raise SpecError(f"{experiment_id!r}: expected letters, digits, '.', '_' and '-' (at most 128)",
+                        field="--experiment-id")
+
+
+def _check_new_id(experiment_id: str, store) -> None:
+    """A chosen id must be a valid partition name and new (resume continues an existing one)."""
+    from tunehouse.catalog import Catalog, CatalogError
+    from tunehouse.errors import SpecError
+
+    check_experiment_id(experiment_id)
+    try:
+        if Catalog(store.uri).experiment(experiment_id)["experiment_id"] != experiment_id:
+            return  # a name or an id prefix matched, not this id
+    except CatalogError:
+        return
+    raise SpecError(f"experiment {experiment_id} already exists in {store.uri} (continue it with tunehouse resume)",
+                    field="--experiment-id")
+
+
+def _check_fits(bundle: dict[str, float]) -> None:
+    """An embedded Ray has the nodes it will ever have: a trial that fits none would wait forever.
+
+    (Tune warns about missing CPUs and GPUs only, and not at all with its output off.) A
+    cluster may still add nodes (an autoscaler), so only the embedded Ray is checked.
+    """
+    import ray
+
+    from tunehouse.errors import SpecError
+
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    fields = {"CPU": "resources.cpus", "GPU": "resources.gpus", "memory": "resources.memory_mb"}
+    for name, need in bundle.items():
+        if not need or any(r.get(name, 0) >= need for r in nodes):
+            continue
+        have = max((r.get(name, 0) for r in nodes), default=0)
+        if name == "memory":
+            need, have, unit = need / 2**20, have / 2**20, " MB"
+        else:
+            unit = ""
+        raise SpecError(f"a trial needs {need:g}{unit} {name} but this machine's Ray offers at most {have:g}{unit}",
+                        field=fields.get(name, f"resources.custom.{name}"))
 
 
 def _client_mode() -> bool:
@@ -753,7 +827,10 @@ def _make_collector():
             # Trials cut short by the time budget (or a stop) get no complete/error event:
             # close them in the catalog so none stays 'running' forever.
             self._trials = trials
-            self.close_unfinished("stopped", getattr(self.stopper, "reason", None) or "the search was stopped")
+            reason = getattr(self.stopper, "reason", None)
+            self.close_unfinished("stopped", reason or "the search was stopped")
+            if reason:  # under Ray Client the driver reads it back from here
+                self.recorder.writer.set_experiment(stop_reason=reason)
             self.recorder.writer.flush()  # under Ray Client this copy's rows are written nowhere else
 
         def on_step_end(self, iteration, trials, **info):

@@ -205,16 +205,31 @@ def _stage(spec, spec_path: Path, staging: Path) -> str:
         (staging / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, staging / rel)
     if spec.model.is_function:
-        top = spec.model.estimator.split(":", 1)[0].split(".")[0]
-        for candidate in (base / f"{top}.py", base / top):
-            if candidate.is_file():
-                shutil.copy2(candidate, staging / candidate.name)
-            elif candidate.is_dir():
-                shutil.copytree(candidate, staging / candidate.name,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        src = _user_module(spec.model.estimator.split(":", 1)[0].split(".")[0], base)
+        if src is not None and src.is_dir():
+            shutil.copytree(src, staging / src.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif src is not None:
+            shutil.copy2(src, staging / src.name)
     name = spec_path.name
     (staging / name).write_text(text, encoding="utf-8")
     return name
+
+
+def _user_module(top: str, base: Path) -> Path | None:
+    """The file or package validation imported ``top`` from, when it is the user's (next to the
+    spec or in the working directory); None when it is installed (the cluster must have it)."""
+    import sys
+
+    origin = getattr(sys.modules.get(top), "__file__", None)
+    if not origin:
+        return None
+    origin_path = Path(origin).resolve()
+    for where in (base.resolve(), Path.cwd().resolve()):
+        if origin_path == where / f"{top}.py":
+            return origin_path
+        if origin_path == where / top / "__init__.py":
+            return origin_path.parent
+    return None
 
 
 # -- list / status / logs / stop ---------------------------------------------------------------
@@ -302,19 +317,30 @@ def logs(job_id: str, address: str | None = None, *, follow: bool = False) -> It
 
     agen = jc.tail_job_logs(job_id)
     loop = asyncio.new_event_loop()
+    seen = 0
     try:
         while True:
             try:
                 chunk = loop.run_until_complete(agen.__anext__())
             except StopAsyncIteration:
                 break
-            except Exception:  # the stream closed early (the server's logs tail); fall back to polling
+            except Exception:  # the stream closed before the job ended: poll the rest
                 break
+            seen += len(chunk)
             yield chunk
     finally:
         with contextlib.suppress(Exception):
             loop.run_until_complete(agen.aclose())
         loop.close()
+    while True:  # whatever the stream did not deliver, until the job has ended
+        done = str(getattr(s := _call(jc.get_job_status, job_id, what=f"job {job_id}"), "value", s)) in TERMINAL
+        text = _call(jc.get_job_logs, job_id, what=f"logs of job {job_id}")
+        if len(text) > seen:
+            yield text[seen:]
+            seen = len(text)
+        if done:
+            return
+        time.sleep(1.0)
 
 
 def wait(job_id: str, address: str | None = None, *, timeout_s: float | None = None, poll_s: float = 0.5) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,11 +22,20 @@ from .localcluster import local_cluster, short_dir
 pytestmark = pytest.mark.slow
 
 SLOW = """
-import time
+import os, time, uuid
+
+GATE = {gate!r}
 
 def slow(params, data):
-    time.sleep(0.8)
-    return {"loss": (params["x"] - 5) ** 2}
+    # After the first three trials, trials wait while the gate folder exists: the test kills
+    # the node while each node (1 CPU) is certainly inside a trial, then opens the gate.
+    if os.path.isdir(GATE):
+        seen = len(os.listdir(GATE))
+        open(os.path.join(GATE, uuid.uuid4().hex), "w").close()
+        while seen >= 3 and os.path.isdir(GATE):
+            time.sleep(0.1)
+    time.sleep(0.3)
+    return {{"loss": (params["x"] - 5) ** 2}}
 """
 
 
@@ -57,7 +67,9 @@ def test_killing_a_worker_raylet_mid_search_loses_no_trial(tmp_path):
         ports = dict(line.split() for line in (d / "nodes").read_text().splitlines())
         victim_port = int(ports["worker-2"])
         victim = _node_ids(env)[victim_port]
-        (tmp_path / "slow_fn.py").write_text(SLOW)
+        gate = tmp_path / "gate"
+        gate.mkdir()
+        (tmp_path / "slow_fn.py").write_text(SLOW.format(gate=str(gate)))
         spec = tmp_path / "node-loss.yaml"
         spec.write_text(
             "name: node-loss\ntask: classification\ndata: {sklearn: iris}\nmodel: slow_fn:slow\n"
@@ -72,18 +84,15 @@ def test_killing_a_worker_raylet_mid_search_loses_no_trial(tmp_path):
             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         try:
-            # wait until the victim node has finished a trial: it is in use, and busy again
+            # three trials done and three more waiting at the gate: one on every node
             deadline = time.time() + 150
-            while time.time() < deadline:
+            while time.time() < deadline and len(list(gate.iterdir())) < 6:
                 assert proc.poll() is None, proc.communicate()[1][-3000:]
-                if (cat / "trials").exists():
-                    df = Catalog(cat).trials("node-loss")
-                    if "node_id" in df and (df.node_id == victim).any():
-                        break
-                time.sleep(0.3)
-            else:
-                pytest.fail("no trial ran on the victim node")
+                time.sleep(0.2)
+            assert len(list(gate.iterdir())) >= 6
             os.kill(_raylet(d, victim_port).pid, signal.SIGKILL)
+            time.sleep(1.0)
+            shutil.rmtree(gate)
             out, err = proc.communicate(timeout=240)
         finally:
             if proc.poll() is None:

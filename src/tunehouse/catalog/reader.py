@@ -158,7 +158,7 @@ class Catalog:
         exp = experiment if isinstance(experiment, dict) else self.experiment(experiment)
         t = self.table("trials", exp["experiment_id"])
         df = t.to_pandas()
-        if not df.empty and exp.get("status") in ("interrupted", "failed"):
+        if not df.empty and exp.get("status") in ("interrupted", "failed", "stopped"):
             # a trial still 'running' in an experiment whose driver is gone never finished
             df.loc[df.status == "running", "status"] = "interrupted"
         if raw or df.empty:
