@@ -3,6 +3,7 @@
 # mode and for its tests.
 #
 #   cluster/local-cluster.sh start [--workers N] [--cpus C] [--dir DIR] [--worker-resources JSON]
+#   cluster/local-cluster.sh add-worker [--dir DIR] [--cpus C]   # one more node (e.g. to kill one)
 #   cluster/local-cluster.sh stop  [--dir DIR]
 #   cluster/local-cluster.sh env   [--dir DIR]      # prints the exports a client needs
 #
@@ -85,6 +86,22 @@ ENV
     echo "started head + $workers worker(s): GCS 127.0.0.1:$gcs, dashboard http://127.0.0.1:$dash"
     echo "clients: source $dir/env"
     ;;
+  add-worker)
+    # one more worker node in a running cluster (named worker-<n> in `nodes`)
+    [ -f "$dir/env" ] || { echo "no cluster in $dir" >&2; exit 2; }
+    dir=$(cd "$dir" && pwd)
+    tmp="$dir/ray"
+    gcs=$(sed -n 's/^export RAY_ADDRESS=//p' "$dir/env")
+    n=$(( $(wc -l <"$dir/nodes") ))
+    lo=$((20000 + RANDOM % 20000))
+    ports=$(node_ports)
+    echo "worker-$n ${ports#--node-manager-port=}" | cut -d' ' -f1-2 >>"$dir/nodes"
+    # shellcheck disable=SC2086
+    "$ray" start --address="$gcs" --node-ip-address=127.0.0.1 --num-cpus="$cpus" \
+      --resources='{}' --temp-dir="$tmp" --disable-usage-stats \
+      --min-worker-port=$lo --max-worker-port=$((lo + 199)) $ports >"$dir/worker-$n.log" 2>&1
+    echo "added worker-$n"
+    ;;
   stop)
     [ -d "$dir/ray" ] || { echo "no cluster in $dir"; exit 0; }
     tmp=$(cd "$dir/ray" && pwd)
@@ -118,7 +135,7 @@ PY
     cat "$dir/env"
     ;;
   *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -72,8 +72,8 @@ def test_run_missing_file_exits_2():
 
 
 @pytest.mark.slow
-def test_four_concurrent_runs_share_one_catalog(tmp_path):
-    """Four real `tunehouse run` processes (four embedded Rays) writing one catalog at once."""
+def test_concurrent_runs_of_one_name_share_one_catalog(tmp_path):
+    """Three real `tunehouse run` processes of one spec (three embedded Rays) writing one catalog at once."""
     cat = tmp_path / "catalog"
     procs = [
         subprocess.Popen(
@@ -81,12 +81,12 @@ def test_four_concurrent_runs_share_one_catalog(tmp_path):
              "--catalog", str(cat), "--json"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        for _ in range(4)
+        for _ in range(3)
     ]
     outs = [p.communicate(timeout=400) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0, 0], [o[1][-2000:] for o in outs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-2000:] for o in outs]
     ids = {json.loads(o[0])["experiment_id"] for o in outs}
-    assert len(ids) == 4  # same name, distinct experiments
+    assert len(ids) == 3  # same name, distinct experiments
     from tunehouse.catalog import Catalog
 
     c = Catalog(cat)
