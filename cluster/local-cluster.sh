@@ -121,7 +121,7 @@ for p in procs:
         p.terminate()
     except psutil.Error:
         pass
-_, alive = psutil.wait_procs(procs, timeout=10)
+_, alive = psutil.wait_procs(procs, timeout=3)
 for p in alive:
     try:
         p.kill()

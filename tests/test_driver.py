@@ -39,6 +39,11 @@ def test_random_search_is_seeded(ray_session, tmp_path, write_spec):
     assert len(a.trials) == 4
     assert _configs(a) == _configs(b)
     assert _configs(a) != _configs(c)
+    # exactly the seeded list `resume` recomputes
+    from tunehouse.space import sample_points
+
+    planned = sample_points(load_spec(write_spec(base_spec(seed=5, space=space), "d.yaml")).space, 4, 5)
+    assert _configs(a) == sorted(tuple(sorted(p.items())) for p in planned)
 
 
 def test_bayes_stays_in_bounds_and_improves(ray_session, tmp_path, write_spec):

@@ -10,7 +10,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tunehouse.catalog import Catalog
@@ -22,7 +21,7 @@ WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from catalog.helpers import record_experiment, trials
-    record_experiment({uri!r}, sys.argv[1], trials(150), name=sys.argv[1], flush_rows=7)
+    record_experiment({uri!r}, sys.argv[1], trials(100), name=sys.argv[1], flush_rows=7)
     """
 )
 
@@ -34,9 +33,9 @@ def test_four_concurrent_writers_lose_and_duplicate_nothing(catalog_uri):
     cat = Catalog(catalog_uri)
     exps = cat.experiments()
     assert sorted(exps.experiment_id) == ["w0", "w1", "w2", "w3"]
-    assert set(exps.status) == {"completed"} and set(exps.trials_done) == {150}
+    assert set(exps.status) == {"completed"} and set(exps.trials_done) == {100}
     counts = cat.sql("select experiment_id, count(*) n, count(distinct trial_id) d from trials group by 1").df()
-    assert set(counts.n) == {150} and set(counts.d) == {150}
+    assert set(counts.n) == {100} and set(counts.d) == {100}
     assert cat.check() == []
 
 
@@ -81,41 +80,6 @@ def _finished(uri: str) -> int:
         return 0
     df = Catalog(uri).trials("killed")
     return int((df.status == "terminated").sum()) if len(df) else 0
-
-
-@pytest.mark.slow
-def test_driver_killed_with_sigkill_leaves_a_readable_complete_catalog(tmp_path):
-    proc, uri = _start_slow_run(tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    driver = psutil.Process(proc.pid)
-    family: list[psutil.Process] = []
-    try:
-        seen = 0
-        deadline = time.time() + 120
-        while time.time() < deadline and seen < 6:
-            time.sleep(0.5)
-            family = driver.children(recursive=True) or family
-            seen = _finished(uri)
-        assert seen >= 6, "the run recorded too few trials before the deadline"
-        family = driver.children(recursive=True) or family
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        for p in family:  # the embedded Ray this driver started, and only that
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        if proc.poll() is None:
-            proc.kill()
-    cat = Catalog(uri)
-    assert cat.check() == []
-    df = cat.trials("killed")
-    done = df[df.status == "terminated"]
-    assert len(done) >= seen  # every trial flushed before the kill is still there
-    assert df.trial_id.is_unique
-    exp = cat.experiments().iloc[0]
-    assert exp.status == "interrupted"  # the driver is gone: not "running" forever
-    assert cat.best("killed")["loss"] == done.loss.min()
 
 
 @pytest.mark.slow
