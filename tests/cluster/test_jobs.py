@@ -33,7 +33,7 @@ def test_submit_wait_runs_on_several_nodes_and_records_each_trial_once(cluster, 
     )
     cat = tmp_path / "catalog"
     out = _cli(cluster, "submit", str(spec), "--address", cluster["RAY_API_SERVER_ADDRESS"],
-               "--catalog", str(cat), "--wait")
+               "--catalog", str(cat), "--wait", "--env", f"TMPDIR={tmp_path}")  # the job's folder: ours to clean
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "best trial" in out.stdout and out.stdout.rstrip().endswith("SUCCEEDED")
     job_id = out.stdout.split("submitted job ", 1)[1].split(":", 1)[0]
@@ -44,6 +44,8 @@ def test_submit_wait_runs_on_several_nodes_and_records_each_trial_once(cluster, 
     df = c.trials(exp.experiment_id)
     assert sorted(df.max_depth) == [1, 2, 3, 4, 5, 6] and df.trial_id.is_unique
     assert df.node_id.nunique() > 1  # trials ran on more than one node
+    job_dirs = list(tmp_path.glob("tunehouse-job-*"))  # where the driver ran: the spec and data copied
+    assert len(job_dirs) == 1 and (job_dirs[0] / "rows.csv").is_file()
 
     st = _cli(cluster, "jobs", "status", job_id, "--json")
     assert st.returncode == 0, st.stderr
@@ -75,7 +77,7 @@ def test_jobs_stop_records_the_experiment_stopped_with_its_finished_trials(clust
     )
     cat = tmp_path / "catalog"
     out = _cli(cluster, "submit", str(spec), "--address", cluster["RAY_API_SERVER_ADDRESS"],
-               "--catalog", str(cat), "--json")
+               "--catalog", str(cat), "--json", "--env", f"TMPDIR={tmp_path}")
     assert out.returncode == 0, out.stderr[-3000:]
     sub = json.loads(out.stdout)
 
