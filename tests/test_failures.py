@@ -21,25 +21,25 @@ LOSS = [{"name": "loss", "mode": "min"}]
 HOLDOUT = {"holdout": 0.3, "test_size": 0}  # one training call per attempt, no final refit
 
 
+def _spec(write_spec, **over):
+    """A loss-minimising spec evaluated on a hold-out (one training call per attempt)."""
+    return load_spec(write_spec(base_spec(metrics=LOSS, evaluation=HOLDOUT, **over)))
+
+
 def flaky_spec(tmp_path, write_spec, xs, *, how="raise", **failure):
     """A grid over ``helpers.objectives:flaky``; its attempts are counted in ``markers/x<x>``."""
     markers = tmp_path / "markers"
     markers.mkdir()
-    spec = load_spec(
-        write_spec(
-            base_spec(
-                model="helpers.objectives:flaky",
-                metrics=LOSS,
-                evaluation=HOLDOUT,
-                search={"algorithm": "grid"},
-                space={
-                    "x": {"type": "grid", "values": xs},
-                    "how": {"type": "grid", "values": [how]},
-                    "marker_dir": {"type": "grid", "values": [str(markers)]},
-                },
-                failure=failure,
-            )
-        )
+    spec = _spec(
+        write_spec,
+        model="helpers.objectives:flaky",
+        search={"algorithm": "grid"},
+        space={
+            "x": {"type": "grid", "values": xs},
+            "how": {"type": "grid", "values": [how]},
+            "marker_dir": {"type": "grid", "values": [str(markers)]},
+        },
+        failure=failure,
     )
     return spec, markers
 
@@ -100,17 +100,12 @@ def test_a_trial_whose_worker_dies_is_retried(ray_session, tmp_path, write_spec)
 
 
 def test_max_failed_trials_stops_the_search(ray_session, tmp_path, write_spec):
-    spec = load_spec(
-        write_spec(
-            base_spec(
-                model="helpers.objectives:fails_when_big",
-                metrics=LOSS,
-                evaluation=HOLDOUT,
-                search={"algorithm": "random", "num_samples": 10},
-                space={"x": {"type": "uniform", "low": 6, "high": 10}},  # every x fails
-                failure={"max_failed_trials": 2},
-            )
-        )
+    spec = _spec(
+        write_spec,
+        model="helpers.objectives:fails_when_big",
+        search={"algorithm": "random", "num_samples": 10},
+        space={"x": {"type": "uniform", "low": 6, "high": 10}},  # every x fails
+        failure={"max_failed_trials": 2},
     )
     catalog = tmp_path / "catalog"
     with pytest.raises(RunError, match=r"stopped \(max_failed_trials: \d+ trials failed\)"):
@@ -128,17 +123,12 @@ def test_max_failed_trials_stops_the_search(ray_session, tmp_path, write_spec):
 
 
 def test_time_budget_is_recorded_as_a_stop(ray_session, tmp_path, write_spec):
-    spec = load_spec(
-        write_spec(
-            base_spec(
-                model="helpers.objectives:sleepy",
-                metrics=LOSS,
-                evaluation=HOLDOUT,
-                time_budget_s=12,  # cold workers start well within it; 200 x 0.5 s never fit
-                search={"algorithm": "random", "num_samples": 200},
-                space={"x": {"type": "uniform", "low": 0, "high": 1}},
-            )
-        )
+    spec = _spec(
+        write_spec,
+        model="helpers.objectives:sleepy",
+        time_budget_s=12,  # cold workers start well within it; 200 x 0.5 s never fit
+        search={"algorithm": "random", "num_samples": 200},
+        space={"x": {"type": "uniform", "low": 0, "high": 1}},
     )
     result = run(spec, catalog=tmp_path / "catalog")
     assert result.stop_reason == "time_budget_s: 12 s reached"
@@ -154,18 +144,13 @@ def test_time_budget_is_recorded_as_a_stop(ray_session, tmp_path, write_spec):
 
 
 def test_a_search_within_its_limits_stays_completed(ray_session, tmp_path, write_spec):
-    spec = load_spec(
-        write_spec(
-            base_spec(
-                model="helpers.objectives:fails_when_big",
-                metrics=LOSS,
-                evaluation=HOLDOUT,
-                time_budget_s=600,
-                failure={"max_failed_trials": 3},
-                search={"algorithm": "grid"},
-                space={"x": {"type": "grid", "values": [1, 3, 7, 9]}},  # 7 and 9 fail: 2 < 3
-            )
-        )
+    spec = _spec(
+        write_spec,
+        model="helpers.objectives:fails_when_big",
+        time_budget_s=600,
+        failure={"max_failed_trials": 3},
+        search={"algorithm": "grid"},
+        space={"x": {"type": "grid", "values": [1, 3, 7, 9]}},  # 7 and 9 fail: 2 < 3
     )
     result = run(spec, catalog=tmp_path / "catalog")
     assert result.stop_reason is None and len(result.trials) == 4

@@ -276,8 +276,8 @@ def make_search(spec: Spec, resume: ResumePlan | None = None):
             points = sample_points(spec.space, spec.search.num_samples or 10, spec.seed)
         if done:
             left: dict[str, int] = {}
-            for t in done:
-                left[config_key(t.params)] = left.get(config_key(t.params), 0) + 1
+            for key in map(config_key, (t.params for t in done)):
+                left[key] = left.get(key, 0) + 1
             todo = []
             for p in points:
                 k = config_key(p)

@@ -256,7 +256,15 @@ def list_jobs(address: str | None = None, *, everything: bool = False) -> list[d
 
 def status(job_id: str, address: str | None = None) -> dict[str, Any]:
     """Ray's view of a job plus the catalog's: trials done / total, failures, best so far."""
-    jc = client(address)
+    return _status(client(address), job_id)
+
+
+def _state(jc, job_id: str) -> str:
+    s = _call(jc.get_job_status, job_id, what=f"job {job_id}")
+    return str(getattr(s, "value", s))
+
+
+def _status(jc, job_id: str) -> dict[str, Any]:
     info = _call(jc.get_job_info, job_id, what=f"job {job_id}")
     meta = info.metadata or {}
     out: dict[str, Any] = {
@@ -333,7 +341,7 @@ def logs(job_id: str, address: str | None = None, *, follow: bool = False) -> It
             loop.run_until_complete(agen.aclose())
         loop.close()
     while True:  # whatever the stream did not deliver, until the job has ended
-        done = str(getattr(s := _call(jc.get_job_status, job_id, what=f"job {job_id}"), "value", s)) in TERMINAL
+        done = _state(jc, job_id) in TERMINAL
         text = _call(jc.get_job_logs, job_id, what=f"logs of job {job_id}")
         if len(text) > seen:
             yield text[seen:]
@@ -345,10 +353,13 @@ def logs(job_id: str, address: str | None = None, *, follow: bool = False) -> It
 
 def wait(job_id: str, address: str | None = None, *, timeout_s: float | None = None, poll_s: float = 0.5) -> str:
     """Block until the job is SUCCEEDED, FAILED or STOPPED; return that status."""
-    jc = client(address)
+    return _wait(client(address), job_id, timeout_s=timeout_s, poll_s=poll_s)
+
+
+def _wait(jc, job_id: str, *, timeout_s: float | None, poll_s: float = 0.5) -> str:
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
-        st = str(getattr(s := _call(jc.get_job_status, job_id, what=f"job {job_id}"), "value", s))
+        st = _state(jc, job_id)
         if st in TERMINAL:
             return st
         if deadline is not None and time.monotonic() > deadline:
@@ -360,7 +371,7 @@ def stop(job_id: str, address: str | None = None, *, timeout_s: float = STOP_WAI
     """Stop a job (SIGTERM to its driver, which records the experiment as stopped) and wait for it to end."""
     jc = client(address)
     _call(jc.stop_job, job_id, what=f"stopping job {job_id}")
-    final = wait(job_id, address, timeout_s=timeout_s)
-    out = status(job_id, address)
+    final = _wait(jc, job_id, timeout_s=timeout_s)
+    out = _status(jc, job_id)
     out["status"] = final
     return out

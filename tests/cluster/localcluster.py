@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,3 +48,16 @@ def short_dir():
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def alive_nodes(env) -> list[dict]:
+    """The cluster's alive nodes as Ray reports them (NodeID, NodeManagerPort, Resources, ...)."""
+    code = textwrap.dedent("""
+        import json, ray
+        ray.init(log_to_driver=False)
+        keep = ("NodeID", "NodeManagerPort", "Resources")
+        print(json.dumps([{k: n[k] for k in keep} for n in ray.nodes() if n["Alive"]]))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+
+from .localcluster import alive_nodes
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -16,14 +17,7 @@ pytest.importorskip("ray.util.client", reason="cluster mode needs ray[default,cl
 
 
 def _nodes(env) -> dict[str, dict]:
-    code = textwrap.dedent("""
-        import json, ray
-        ray.init(log_to_driver=False)
-        print(json.dumps({n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}))
-    """)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {n["NodeID"]: n["Resources"] for n in alive_nodes(env)}
 
 
 def _run(env, spec_text: str, tmp_path, address: str | None = None) -> dict:

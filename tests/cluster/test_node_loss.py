@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 
 from tunehouse.catalog import Catalog
 
-from .localcluster import SCRIPT
+from .localcluster import SCRIPT, alive_nodes
 
 pytestmark = pytest.mark.slow
 
@@ -45,14 +44,7 @@ def slow(params, data):
 
 def _node_ids(env) -> dict[int, str]:
     """Node-manager port -> Ray node id, from the cluster itself."""
-    code = textwrap.dedent("""
-        import json, ray
-        ray.init(log_to_driver=False)
-        print(json.dumps({n["NodeManagerPort"]: n["NodeID"] for n in ray.nodes() if n["Alive"]}))
-    """)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return {int(k): v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+    return {int(n["NodeManagerPort"]): n["NodeID"] for n in alive_nodes(env)}
 
 
 def _raylet(cluster_dir: Path, port: int) -> psutil.Process:
