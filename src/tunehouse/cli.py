@@ -462,14 +462,14 @@ def cmd_trials(args: argparse.Namespace) -> int:
 def _where(df: Any, expr: str) -> Any:
     import duckdb
 
-    from tunehouse.catalog import CatalogError
+    from tunehouse.errors import InputError
 
     con = duckdb.connect()
     con.register("t", df)
     try:
         keep = con.sql(f"select trial_id from t where {expr}").df()["trial_id"]
     except duckdb.Error as e:
-        raise CatalogError(f"--where {expr!r}: {str(e).splitlines()[0]}") from None
+        raise InputError(f"--where {expr!r}: {str(e).splitlines()[0]}") from None
     return df[df.trial_id.isin(set(keep))]
 
 
