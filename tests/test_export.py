@@ -115,10 +115,10 @@ def test_predict_cli_checks_columns_and_checksums(searched, tmp_path):
     np.testing.assert_array_equal(preds.prediction.to_numpy(), load_export(out).predict(X).astype(int))
     X.drop(columns=["plan"]).to_csv(tmp_path / "missing.csv", index=False)
     bad = th("predict", str(out), "--input", str(tmp_path / "missing.csv"))
-    assert bad.returncode == 1 and "missing column(s) 'plan'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert bad.returncode == 2 and "missing column(s) 'plan'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     X.assign(extra=1).to_csv(tmp_path / "extra.csv", index=False)
     bad = th("predict", str(out), "--input", str(tmp_path / "extra.csv"))
-    assert bad.returncode == 1 and "unexpected column(s) 'extra'" in bad.stderr
+    assert bad.returncode == 2 and "unexpected column(s) 'extra'" in bad.stderr
     listed = th("exports", "--catalog", str(cat), "--tag", "production", "--json")
     assert listed.returncode == 0, listed.stderr
     holders = json.loads(listed.stdout)
@@ -244,3 +244,35 @@ def test_the_final_refit_of_a_training_function_never_sees_the_test_rows(ray_ses
         obj.sees_valid = real
     assert seen == [True]  # the driver-side refit: no validation (= test) rows
     assert "accuracy" in result.test_metrics
+
+
+def test_mlflow_requirements_of_an_xgboost_model(searched, tmp_path):
+    pytest.importorskip("mlflow")
+    from importlib.metadata import version
+
+    cat, results = searched
+    export(cat, results["xgboost_bayes"].experiment_id, tmp_path / "exp")
+    lines = (tmp_path / "exp" / "mlflow" / "requirements.txt").read_text().split()
+    assert {line.split("==")[0] for line in lines} == {"mlflow", "scikit-learn", "skops", "numpy", "scipy", "pandas", "xgboost"}
+    assert f"xgboost=={version('xgboost')}" in lines
+
+
+def test_a_run_records_what_a_checkpoint_export_needs_without_its_data(ray_session, tmp_path, write_spec):
+    csv = tmp_path / "data" / "churn.csv"
+    csv.parent.mkdir()
+    shutil.copy(SPECS / "data" / "customers.csv", csv)
+    spec = load_spec(write_spec(base_spec(
+        data={"path": "data/churn.csv", "target": "churned"}, preprocess={"impute": "median", "onehot": True},
+        model={"estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
+        search={"algorithm": "random", "num_samples": 2}, space={"C": {"type": "loguniform", "low": 0.1, "high": 10}},
+    )))
+    result = run(spec, catalog=tmp_path / "cat")
+    csv.unlink()
+    with pytest.warns(UserWarning, match="the training data could not be loaded"):
+        meta = export(tmp_path / "cat", result.experiment_id, tmp_path / "exp", refit=False)
+    assert [f["name"] for f in meta["features"]] == ["plan", "region", "tenure_months", "monthly_charges", "support_tickets"]
+    assert meta["classes"] == [0, 1] and meta["target"] == "churned" and meta["dataset"]["verified"] is False
+    X = pd.read_csv(SPECS / "data" / "customers.csv").drop(columns=["churned"])
+    with open(Path(result.best.checkpoint) / "model.pkl", "rb") as f:
+        ckpt = pickle.load(f)
+    np.testing.assert_allclose(load_export(tmp_path / "exp").predict_proba(X), ckpt.predict_proba(X))

@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("export", help="an export folder")
     pr.add_argument("--input", required=True, help="CSV or Parquet with the model's feature columns")
     pr.add_argument("--output", default=None, help="write predictions here (CSV); default: standard output")
+    pr.add_argument("--keep", action="append", default=None, metavar="COL",
+                    help="copy this input column (e.g. an id) to the output, before the predictions (repeatable)")
+    pr.add_argument("--ignore-extra", action="store_true", help="drop input columns the model does not know instead of refusing them")
     pr.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     pr.set_defaults(func=cmd_predict)
 
@@ -462,14 +465,14 @@ def cmd_trials(args: argparse.Namespace) -> int:
 def _where(df: Any, expr: str) -> Any:
     import duckdb
 
-    from tunehouse.catalog import CatalogError
+    from tunehouse.errors import InputError
 
     con = duckdb.connect()
     con.register("t", df)
     try:
         keep = con.sql(f"select trial_id from t where {expr}").df()["trial_id"]
     except duckdb.Error as e:
-        raise CatalogError(f"--where {expr!r}: {str(e).splitlines()[0]}") from None
+        raise InputError(f"--where {expr!r}: {str(e).splitlines()[0]}") from None
     return df[df.trial_id.isin(set(keep))]
 
 
@@ -522,16 +525,40 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export a finished trial: native model file, MLflow layout, tunehouse.json (provenance, checksums), MODEL_CARD.md."""
     from tunehouse.export import export
 
-    meta = export(_catalog(args), args.experiment, args.out, trial=args.trial, metric=args.metric,
-                  refit=args.refit, joblib_copy=args.joblib, tag=args.tag)
+    with _warning_lines():
+        meta = export(_catalog(args), args.experiment, args.out, trial=args.trial, metric=args.metric,
+                      refit=args.refit, joblib_copy=args.joblib, tag=args.tag)
     if args.json:
         print(json.dumps(meta, indent=2, default=str))
         return 0
-    test = ", ".join(f"{k} {v:.4g}" for k, v in meta["metrics"]["test"].items()) or "no test split"
+    test = ", ".join(f"{k} {v:.4g}" for k, v in meta["metrics"]["test"].items())
+    test = test or ("no test split" if meta["dataset"]["verified"] else "not scored, no data")
     print(f"exported trial {meta['trial_id']} of {meta['experiment_id']} to {args.out} "
           f"({'refitted' if meta['refit'] else 'checkpoint'}; test: {test})"
           + (f"; tag {args.tag!r} now points here" if args.tag else ""))
     return 0
+
+
+@contextlib.contextmanager
+def _warning_lines():
+    """tunehouse's warnings as one ``warning: ...`` line each on stderr (not Python's two lines)."""
+    import warnings
+
+    from tunehouse.errors import TunehouseWarning, one_line
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, TunehouseWarning):
+            print(f"warning: {one_line(str(message))}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 def cmd_exports(args: argparse.Namespace) -> int:
@@ -544,26 +571,24 @@ def cmd_exports(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict with an export: verifies every file's checksum and the input columns first."""
+    """Predict with an export: verifies every model file's checksum, then the input's columns and values."""
     from pathlib import Path
 
-    import pandas as pd
-
     from tunehouse.data import read_table
-    from tunehouse.export import ExportError, load_export
+    from tunehouse.export import ExportInputError, load_export
 
-    model = load_export(args.export)
+    with _warning_lines():
+        model = load_export(args.export)
     try:
         X = read_table(Path(args.input))
     except TunehouseError as e:
-        raise ExportError(f"--input: {e.reason if hasattr(e, 'reason') else e}") from None
-    out = pd.DataFrame({"prediction": model.predict(X)})
-    if model.metadata["task"] == "classification" and hasattr(model.model, "predict_proba"):
-        proba = model.predict_proba(X)
-        for i, cls in enumerate(model.metadata.get("classes") or range(proba.shape[1])):
-            out[f"proba_{cls}"] = proba[:, i]
+        raise ExportInputError(f"--input: {getattr(e, 'reason', e)}") from None
+    out = model.predictions(X, keep=args.keep or (), ignore_extra=args.ignore_extra)
     if args.output:
-        out.to_csv(args.output, index=False)
+        try:
+            out.to_csv(args.output, index=False)
+        except OSError as e:
+            raise ExportInputError(f"--output {args.output}: {e.strerror or e}") from None
         print(f"wrote {len(out)} predictions to {args.output}", file=sys.stderr)
     else:
         print(out.to_csv(index=False), end="")

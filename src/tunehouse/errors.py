@@ -45,6 +45,16 @@ class RunError(TunehouseError):
     """A search could not run (Ray failed to start, every trial failed, ...)."""
 
 
+class InputError(TunehouseError):
+    """Bad input to a command other than a spec: a file, a column, a value, a filter."""
+
+    exit_code = 2
+
+
+class TunehouseWarning(UserWarning):
+    """Something a user should know that does not stop the command; the CLI prints one line."""
+
+
 def one_line(text: str) -> str:
     """Escape newlines and other control characters so a message stays on one line."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -14,6 +14,7 @@ import os
 import pickle
 import shutil
 import uuid
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunehouse.errors import TunehouseError
+from tunehouse.errors import InputError, TunehouseError, TunehouseWarning, did_you_mean
 
 EXPORT_SCHEMA_VERSION = 1
 META = "tunehouse.json"
@@ -31,6 +32,27 @@ CARD = "MODEL_CARD.md"
 
 class ExportError(TunehouseError):
     """An export cannot be written or loaded (the message says which file and why)."""
+
+
+class ExportInputError(ExportError, InputError):
+    """Bad input to an export's ``predict``: the rows (columns, values, shape) or the folder."""
+
+
+class ExportWarning(TunehouseWarning):
+    """An export was written or loaded with a caveat the message names (it still works)."""
+
+
+@dataclass
+class _Training:
+    """What an export records of its training data: read from the data, or from the catalog."""
+
+    features: list[dict[str, str]]  # name and dtype, in training order
+    target: str | None
+    classes: list[Any] | None
+    source: str
+    fingerprint: str
+    verified: bool  # the data was loaded and matched the recorded fingerprint
+    rows: dict[str, int]  # train and test rows; empty when the data was not found
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -64,6 +86,10 @@ def export(
     Raises:
         ExportError / CatalogError: unknown or failed trial, missing checkpoint, checksum
             mismatch, changed data. Nothing is written then.
+        DataError: the training data is gone and a refit needs it.
+
+    Without a refit, training data that cannot be loaded is not needed: the features are
+    taken from the catalog, and an ``ExportWarning`` says that nothing was scored or checked.
     """
     from tunehouse.catalog import Catalog
 
@@ -73,31 +99,30 @@ def export(
         raise ExportError(f"{out} already exists; choose a new --out folder")
     exp = cat.experiment(experiment)
     row = _trial_row(cat, exp, trial, metric)
-    spec, dataset, splits = _data(exp)
+    spec = _spec(exp)
     params = row["_param_values"]
     do_refit = spec.refit if refit is None else refit
     # verified always; unpickled only when it is what we export
     model = _checkpoint_model(cat, row, load=not do_refit)
-    from tunehouse.models import make_factory, score
+    dataset, splits = _data_if_any(exp, spec, refit=do_refit)
+    from tunehouse.models import make_factory
 
-    factory = make_factory(spec, dataset)
     if do_refit:
+        factory = make_factory(spec, dataset)
         if factory.kind != "estimator":
             raise ExportError("refit needs an estimator; this experiment trains with a function (use --no-refit)")
         model = factory.build(params).fit(splits.X_train, splits.y_train)
-    metric_names = [m.name for m in spec.metrics]
-    n_classes = len(dataset.classes or [])
-    test_metrics: dict[str, float] = {}
-    if splits.X_test is not None and spec.task != "clustering":
-        test_metrics = score(model, splits.X_test, splits.y_test, metric_names, task=spec.task, n_classes=n_classes)
+    test_metrics = _test_metrics(model, spec, dataset, splits)
+    training = _training(exp, spec, dataset, splits)
 
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
         formats = _save_model(model, tmp, joblib_copy=joblib_copy)
         if mlflow:
-            formats.update(_save_mlflow(model, tmp, splits.X_train.head(5), formats["model"].get("trusted", [])))
-        meta = _metadata(exp, row, spec, dataset, params, do_refit, test_metrics, formats)
+            example = splits.X_train.head(5) if splits is not None else None
+            formats.update(_save_mlflow(model, tmp, example, training.features, formats["model"].get("trusted", [])))
+        meta = _metadata(exp, row, spec, training, params, do_refit, test_metrics, formats)
         (tmp / CARD).write_text(_model_card(cat, exp, row, meta))
         meta["files"] = {p: _sha256(tmp / p) for p in _files(tmp)}
         (tmp / META).write_text(json.dumps(meta, indent=2, default=str))
@@ -111,6 +136,16 @@ def export(
     return meta
 
 
+def _test_metrics(model: Any, spec: Any, dataset: Any, splits: Any) -> dict[str, float]:
+    """The exported model scored once on the test rows (none without a test split or data)."""
+    if splits is None or splits.X_test is None or spec.task == "clustering":
+        return {}
+    from tunehouse.models import score
+
+    return score(model, splits.X_test, splits.y_test, [m.name for m in spec.metrics], task=spec.task,
+                 n_classes=len(dataset.classes or []))
+
+
 def _trial_row(cat: Any, exp: dict[str, Any], trial: str | None, metric: str | None) -> dict[str, Any]:
     from tunehouse.catalog import CatalogError
     from tunehouse.catalog.schema import decode_params
@@ -121,8 +156,6 @@ def _trial_row(cat: Any, exp: dict[str, Any], trial: str | None, metric: str | N
         trial = best["trial_id"]
     hit = raw[raw.trial_id == trial]
     if hit.empty:
-        from tunehouse.errors import did_you_mean
-
         raise CatalogError(f"no trial {trial!r} in experiment {exp['experiment_id']}{did_you_mean(trial, raw.trial_id)}")
     row = hit.iloc[0].to_dict()
     if row["status"] != "terminated":
@@ -163,22 +196,90 @@ def _checkpoint_model(cat: Any, row: dict[str, Any], *, load: bool = True) -> An
     return pickle.loads(data) if load else None  # verified against the hash the trial recorded
 
 
-def _data(exp: dict[str, Any]):
-    from tunehouse.data import load_dataset, split
+def _spec(exp: dict[str, Any]) -> Any:
+    """The experiment's spec, its data path the absolute one the run resolved."""
     from tunehouse.spec import parse_spec
 
     spec = parse_spec(exp["spec_text"], file=f"<spec of {exp['experiment_id']}>")
-    source = exp.get("dataset_source") or ""
     if spec.data.path is not None:
-        spec.data.path = source  # absolute, as the run resolved it
+        spec.data.path = exp.get("dataset_source") or ""
+    return spec
+
+
+def _data(exp: dict[str, Any], spec: Any = None):
+    """Load the experiment's data (refused if its fingerprint changed) and split it as the run did."""
+    from tunehouse.data import load_dataset, split
+
+    spec = spec if spec is not None else _spec(exp)
     dataset = load_dataset(spec)
     if dataset.fingerprint != exp["dataset_fingerprint"]:
         raise ExportError(
-            f"the data changed since the experiment ran ({source}: fingerprint "
+            f"the data changed since the experiment ran ({dataset.source}: fingerprint "
             f"{dataset.fingerprint[:12]}... != recorded {exp['dataset_fingerprint'][:12]}...); re-run the search"
         )
     splits = split(dataset, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
     return spec, dataset, splits
+
+
+def _data_if_any(exp: dict[str, Any], spec: Any, *, refit: bool) -> tuple[Any, Any]:
+    """(dataset, splits); (None, None) when the data is gone and nothing needs it.
+
+    A checkpoint export needs only the feature names and dtypes, which the catalog records; an
+    experiment recorded before the catalog kept them still needs its data.
+    """
+    from tunehouse.errors import DataError
+
+    try:
+        _, dataset, splits = _data(exp, spec)
+        return dataset, splits
+    except DataError as e:
+        if refit:
+            raise DataError(f"{e.reason}; a refit needs the training data (restore it, or export the "
+                            "trial's checkpoint as it is with --no-refit)", field=e.field) from None
+        if not _recorded_features(exp):
+            raise
+        warnings.warn(ExportWarning(
+            f"the training data could not be loaded ({e.reason}): exporting the checkpoint with the "
+            "features recorded in the catalog, without test metrics and without checking the data's fingerprint"),
+            stacklevel=3)
+        return None, None
+
+
+def _recorded_features(exp: dict[str, Any]) -> list[dict[str, str]]:
+    pairs = exp.get("features")
+    if pairs is None or isinstance(pairs, float):  # null: recorded before the column existed
+        return []
+    return [{"name": str(k), "dtype": str(v)} for k, v in pairs]
+
+
+def _training(exp: dict[str, Any], spec: Any, dataset: Any, splits: Any) -> _Training:
+    if dataset is not None:
+        return _Training(
+            features=[{"name": c, "dtype": str(dataset.X[c].dtype)} for c in dataset.X.columns],
+            target=dataset.target if spec.task != "clustering" else None,
+            classes=dataset.classes,
+            source=_resolved(dataset.source),
+            fingerprint=dataset.fingerprint,
+            verified=True,
+            rows={"train": len(splits.X_train), "test": 0 if splits.X_test is None else len(splits.X_test)},
+        )
+    target, classes = exp.get("target"), exp.get("classes")
+    return _Training(
+        features=_recorded_features(exp),
+        target=target if isinstance(target, str) and spec.task != "clustering" else None,
+        classes=json.loads(classes) if isinstance(classes, str) else None,
+        source=_resolved(exp.get("dataset_source") or ""),
+        fingerprint=exp["dataset_fingerprint"],
+        verified=False,
+        rows={},
+    )
+
+
+def _resolved(source: str) -> str:
+    """A file path without ``..`` or symlinks; a built-in data set or a URI as it is."""
+    if not source or source.startswith("sklearn:") or "://" in source:
+        return source
+    return str(Path(source).resolve())
 
 
 def _xgb_step(model: Any) -> Any | None:
@@ -224,24 +325,53 @@ def _without_last_step(model: Any) -> Any:
     return Pipeline([*model.steps[:-1], ("model", "passthrough")])
 
 
-def _save_mlflow(model: Any, folder: Path, example: pd.DataFrame, trusted: list[str]) -> dict[str, Any]:
+def _save_mlflow(model: Any, folder: Path, example: pd.DataFrame | None, features: list[dict[str, str]],
+                 trusted: list[str]) -> dict[str, Any]:
     try:
         import mlflow.sklearn
     except ImportError:
         return {}
-    import warnings
-
     with warnings.catch_warnings():  # MLflow's schema hints are advice for its own users
         warnings.simplefilter("ignore")
 
         trusted = sorted(set(trusted) | set(_untrusted(model)))
-        mlflow.sklearn.save_model(model, str(folder / "mlflow"), input_example=example,
-                                  serialization_format="skops", skops_trusted_types=trusted)
+        if example is not None:
+            typed: dict[str, Any] = {"input_example": example}
+        else:  # no data at hand: the signature from the recorded dtypes
+            from mlflow.models import infer_signature
+
+            empty = pd.DataFrame({f["name"]: pd.Series(dtype=f["dtype"]) for f in features})
+            typed = {"signature": infer_signature(empty)}
+        mlflow.sklearn.save_model(model, str(folder / "mlflow"), serialization_format="skops",
+                                  skops_trusted_types=trusted, pip_requirements=_pip_requirements(trusted),
+                                  **typed)
     return {"mlflow": {"format": "mlflow", "path": "mlflow", "version": mlflow.__version__}}
 
 
-def _metadata(exp, row, spec, dataset, params, refit, test_metrics, formats) -> dict[str, Any]:
+def _pip_requirements(trusted: list[str]) -> list[str]:
+    """What the MLflow model needs to load and predict, pinned to the versions that wrote it.
+
+    MLflow's own inference lists whatever this process has imported (pytest and polars, seen
+    once). The skops flavor needs scikit-learn, skops and their NumPy, SciPy and pandas; a model
+    holding XGBoost or tunehouse types (``FoldEnsemble``) needs those too. MLflow adds itself.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    needs = ["scikit-learn", "skops", "numpy", "scipy", "pandas"]
+    modules = {str(t).split(".", 1)[0] for t in trusted}
+    needs += [dist for dist in ("xgboost", "tunehouse") if dist in modules]
+    pinned = []
+    for dist in needs:
+        try:
+            pinned.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:  # e.g. tunehouse run from a source tree
+            pinned.append(dist)
+    return pinned
+
+
+def _metadata(exp, row, spec, training: _Training, params, refit, test_metrics, formats) -> dict[str, Any]:
     metrics = {k: v for k, v in row["metrics"].items()}
+    ev = spec.evaluation
     return {
         "schema_version": EXPORT_SCHEMA_VERSION,
         "exported_at": datetime.now(timezone.utc).isoformat(),
@@ -255,11 +385,13 @@ def _metadata(exp, row, spec, dataset, params, refit, test_metrics, formats) -> 
         "fixed_params": dict(spec.model.params),
         "estimator": spec.model.estimator,
         "metrics": {"cv": metrics, "test": test_metrics},
+        "evaluation": {"cv": ev.cv, "holdout": ev.holdout, "test_size": ev.test_size},
         "refit": refit,
-        "dataset": {"source": dataset.source, "fingerprint": dataset.fingerprint},
-        "features": [{"name": c, "dtype": str(dataset.X[c].dtype)} for c in dataset.X.columns],
-        "target": dataset.target if spec.task != "clustering" else None,
-        "classes": dataset.classes,
+        "dataset": {"source": training.source, "fingerprint": training.fingerprint,
+                    "verified": training.verified, "rows": training.rows},
+        "features": training.features,
+        "target": training.target,
+        "classes": training.classes,
         "environment": dict(exp.get("environment") or []),
         "spec_hash": exp["spec_hash"],
         "checkpoint": {"uri": row["checkpoint_uri"], "sha256": row.get("checkpoint_sha256")},
@@ -280,8 +412,7 @@ def _model_card(cat: Any, exp: dict[str, Any], row: dict[str, Any], meta: dict[s
         f"- Search: {exp['algorithm']}{f' ({s})' if isinstance(s := exp.get('sampler'), str) else ''}, "
         f"{exp['trials_done']} trials finished, "
         f"{exp['trials_failed']} failed; objective: {mode} `{obj}`",
-        f"- Data: `{meta['dataset']['source']}`, fingerprint `{meta['dataset']['fingerprint'][:16]}`, "
-        f"{len(meta['features'])} features, target `{meta['target']}`",
+        *_card_data(meta),
         f"- Model: {'refitted on all training rows' if meta['refit'] else 'the checkpointed model of the trial'}",
         f"- Environment: Python {meta['environment'].get('python')}, git {meta['environment'].get('git_commit', 'n/a')}",
         "",
@@ -291,20 +422,16 @@ def _model_card(cat: Any, exp: dict[str, Any], row: dict[str, Any], meta: dict[s
         "",
         "## Metrics",
         "",
-        "| metric | cross-validation (mean ± std over folds) | test |",
-        "| --- | --- | --- |",
+        *_card_metrics(meta),
     ]
-    cv = meta["metrics"]["cv"]
-    for name in [k for k in cv if not k.endswith("_std")]:
-        spread = f" ± {cv[name + '_std']:.4g}" if name + "_std" in cv else ""
-        test = meta["metrics"]["test"].get(name)
-        lines.append(f"| {name} | {cv[name]:.4g}{spread} | {'' if test is None else f'{test:.4g}'} |")
+    n = len(meta["features"])
+    use = (f"Assigning rows to the clusters found in the training rows, for rows shaped like them (the same {n} "
+           if meta["task"] == "clustering" else f"Predicting `{meta['target']}` for rows shaped like the training data (the same {n} ")
     lines += [
         "",
         "## Intended use",
         "",
-        f"Predicting `{meta['target']}` for rows shaped like the training data (the same {len(meta['features'])} "
-        "columns and types, from the same population). It was selected on the metric above only; check it "
+        use + "columns and types, from the same population). It was selected on the metric above only; check it "
         "against your own criteria (fairness, calibration, drift) before use.",
         "",
         "## Runners-up",
@@ -315,6 +442,52 @@ def _model_card(cat: Any, exp: dict[str, Any], row: dict[str, Any], meta: dict[s
     for _, r in runners.iterrows():
         lines.append(f"| {r.trial_id} | {r[obj]:.4g} | " + " | ".join(str(r[p]) for p in params) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _card_data(meta: dict[str, Any]) -> list[str]:
+    """The card's lines on the data: source, features and target, rows and how they were used."""
+    ds, ev, rows = meta["dataset"], meta["evaluation"], meta["dataset"]["rows"]
+    clustering = meta["task"] == "clustering"
+    lines = [f"- Data: `{ds['source']}`, fingerprint `{ds['fingerprint'][:16]}`, {len(meta['features'])} features"
+             + ("" if clustering else f", target `{meta['target']}`")]
+    if not rows:
+        lines.append("- Rows: not known: the training data was not found at export, so its fingerprint was not "
+                     "checked and no test rows were scored")
+    elif clustering:
+        lines.append(f"- Rows: {rows['train']}, all used to fit and score (clustering has no test split)")
+    else:
+        how = (f"{ev['cv']}-fold cross-validation" if ev.get("cv") else
+               f"{_percent(ev['holdout'])} of them held out for validation")
+        lines.append(f"- Rows: {rows['train']} training ({how}), {rows['test']} test")
+    return lines
+
+
+def _card_metrics(meta: dict[str, Any]) -> list[str]:
+    """The metrics table: the trial's own scores, and the exported model's on the test rows."""
+    clustering = meta["task"] == "clustering"  # no test split: one column
+    lines = [f"| metric | {_measured_by(meta)} |" + ("" if clustering else " test |"),
+             "| --- | --- |" + ("" if clustering else " --- |")]
+    cv = meta["metrics"]["cv"]
+    for name in [k for k in cv if not k.endswith("_std")]:
+        spread = f" ± {cv[name + '_std']:.4g}" if name + "_std" in cv else ""
+        test = meta["metrics"]["test"].get(name)
+        lines.append(f"| {name} | {cv[name]:.4g}{spread} |"
+                     + ("" if clustering else f" {'' if test is None else f'{test:.4g}'} |"))
+    return lines
+
+
+def _measured_by(meta: dict[str, Any]) -> str:
+    """How the trial's metrics were measured (the header of the card's metrics column)."""
+    ev = meta["evaluation"]
+    if meta["task"] == "clustering":
+        return "all rows"
+    if ev.get("cv"):
+        return f"cross-validation, mean ± std over {ev['cv']} folds"
+    return f"hold-out validation ({_percent(ev['holdout'])} of the training rows)"
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.3g} %"
 
 
 def _files(folder: Path) -> list[str]:
@@ -351,7 +524,12 @@ def _record(cat: Any, exp: dict[str, Any], row: dict[str, Any], out: Path, meta:
 # -- loading -------------------------------------------------------------------------------
 @dataclass
 class ExportedModel:
-    """A loaded export: ``predict``, ``predict_proba`` (classifiers) and ``metadata``."""
+    """A loaded export: ``predict``, ``predict_proba`` (classifiers), ``predictions`` and ``metadata``.
+
+    Input is a DataFrame with the training columns (any order; a missing or an extra column is
+    an error unless ``ignore_extra``), or a 2-D array with one column per feature in training
+    order (``features``). Values are checked against the dtypes recorded at export.
+    """
 
     model: Any
     metadata: dict[str, Any]
@@ -360,47 +538,124 @@ class ExportedModel:
     def features(self) -> list[str]:
         return [f["name"] for f in self.metadata["features"]]
 
-    def check_columns(self, X: pd.DataFrame) -> pd.DataFrame:
+    def check_columns(self, X: Any, *, ignore_extra: bool = False, keep: Any = ()) -> pd.DataFrame:
+        """The model's columns of ``X``, in training order, with the recorded dtypes.
+
+        ``keep`` columns are allowed besides the features (they are copied, not predicted on).
+
+        Raises:
+            ExportInputError: a missing or unexpected column, a value of the wrong type, an
+                array of the wrong shape (one line naming the column and what was expected).
+        """
+        X = self._frame(X)
         missing = [c for c in self.features if c not in X.columns]
-        extra = [c for c in X.columns if c not in self.features]
+        extra = [c for c in X.columns if c not in self.features and c not in keep]
         if missing:
-            raise ExportError(f"input is missing column(s) {', '.join(map(repr, missing))}; expected {', '.join(self.features)}")
-        if extra:
-            raise ExportError(f"input has unexpected column(s) {', '.join(map(repr, extra))}; expected {', '.join(self.features)}")
-        return X[self.features]
+            raise ExportInputError(f"input is missing column(s) {', '.join(map(repr, missing))}; expected {', '.join(self.features)}")
+        if extra and not ignore_extra:
+            raise ExportInputError(f"input has unexpected column(s) {', '.join(map(repr, extra))}; expected "
+                                   f"{', '.join(self.features)} (--ignore-extra drops the others, --keep COL copies one)")
+        return self._typed(X[self.features])
+
+    def _frame(self, X: Any) -> pd.DataFrame:
+        if isinstance(X, pd.DataFrame):
+            return X
+        arr = np.asarray(X)
+        n = len(self.features)
+        if arr.ndim != 2 or arr.shape[1] != n:
+            raise ExportInputError(f"expected a DataFrame, or a 2-D array of {n} columns in training order "
+                                   f"({', '.join(self.features)}); got an array of shape {arr.shape}")
+        return pd.DataFrame(arr, columns=self.features)
+
+    def _typed(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Give each column its training dtype, as loading the training data did (numbers stay
+        numbers, text becomes ``object``), or name the column and a value that does not fit."""
+        X = X.copy()
+        for f in self.metadata["features"]:
+            name, want, col = f["name"], f["dtype"], X[f["name"]]
+            if not _is_numeric(want):
+                if pd.api.types.is_string_dtype(col) and not pd.api.types.is_object_dtype(col):
+                    X[name] = col.astype(object)
+                continue
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                continue
+            numbers = pd.to_numeric(col, errors="coerce")
+            bad = col[numbers.isna() & col.notna()]
+            if len(bad):
+                raise ExportInputError(f"cannot predict on this input: column {name!r} expects {want} (numbers); "
+                                       f"{len(bad)} row(s) hold text, e.g. {bad.iloc[0]!r}")
+            X[name] = numbers.astype(float)
+        return X
 
     def _call(self, fn: Any, X: pd.DataFrame) -> np.ndarray:
         try:
-            return np.asarray(fn(self.check_columns(X)))
-        except ExportError:
-            raise
-        except (ValueError, TypeError) as e:  # e.g. text in a numeric column
-            raise ExportError(f"cannot predict on this input: {str(e).splitlines()[0]}") from None
+            return np.asarray(fn(X))
+        except (ValueError, TypeError) as e:  # what the checks above cannot foresee
+            raise ExportInputError(f"cannot predict on this input: {str(e).splitlines()[0]}") from None
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        pred = self._call(self.model.predict, X)
+    def _labels(self, pred: np.ndarray) -> np.ndarray:
         classes = self.metadata.get("classes")
         if self.metadata["task"] == "classification" and classes:
             return np.asarray(classes, dtype=object)[pred.astype(int)]
         return pred
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def predict(self, X: Any, *, ignore_extra: bool = False) -> np.ndarray:
+        """Predictions for ``X`` (class labels for a classifier, cluster ids for a clusterer)."""
+        return self._labels(self._call(self.model.predict, self.check_columns(X, ignore_extra=ignore_extra)))
+
+    def predict_proba(self, X: Any, *, ignore_extra: bool = False) -> np.ndarray:
+        """Class probabilities, one column per entry of ``metadata["classes"]``."""
         if not hasattr(self.model, "predict_proba"):
             raise ExportError("this model has no predict_proba")
-        return self._call(self.model.predict_proba, X)
+        return self._call(self.model.predict_proba, self.check_columns(X, ignore_extra=ignore_extra))
+
+    def predictions(self, X: Any, *, keep: Any = (), ignore_extra: bool = False) -> pd.DataFrame:
+        """A table: the ``keep`` columns of ``X`` (first, in order), ``prediction``, and for a
+        classifier ``proba_<class>`` per class. What ``tunehouse predict`` writes.
+
+        Raises:
+            ExportInputError: a ``keep`` column not in ``X``, or what ``check_columns`` raises.
+        """
+        X = self._frame(X)
+        keep = list(dict.fromkeys(keep))
+        for c in keep:
+            if c not in X.columns:
+                raise ExportInputError(f"cannot keep column {c!r}: not in the input{did_you_mean(c, X.columns)}")
+        rows = self.check_columns(X, ignore_extra=ignore_extra, keep=keep)
+        out = {"prediction": self._labels(self._call(self.model.predict, rows))}
+        if self.metadata["task"] == "classification" and hasattr(self.model, "predict_proba"):
+            proba = self._call(self.model.predict_proba, rows)
+            for i, cls in enumerate(self.metadata.get("classes") or range(proba.shape[1])):
+                out[f"proba_{cls}"] = proba[:, i]
+        clash = [c for c in keep if c in out]
+        if clash:
+            raise ExportInputError(f"cannot keep column {clash[0]!r}: the output has a column of that name")
+        return pd.concat([X[keep].reset_index(drop=True), pd.DataFrame(out)], axis=1)
+
+
+def _is_numeric(dtype: str) -> bool:
+    try:
+        kind = pd.api.types.pandas_dtype(dtype)
+    except TypeError:
+        return False
+    return pd.api.types.is_numeric_dtype(kind) and not pd.api.types.is_bool_dtype(kind)
 
 
 def load_export(folder: str | os.PathLike[str]) -> ExportedModel:
     """Verify and load an export folder.
 
+    The model and metadata files must match the SHA-256 that ``tunehouse.json`` records;
+    ``MODEL_CARD.md`` is documentation, so an edited or missing card is an ``ExportWarning``.
+
     Raises:
-        ExportError: missing folder or metadata, a newer schema, a file whose SHA-256 differs
-            from the one recorded (tampered or corrupt), an unknown model format.
+        ExportInputError: the folder is not an export (no ``tunehouse.json``).
+        ExportError: unreadable metadata, a newer schema, a model or metadata file whose SHA-256
+            differs from the one recorded (tampered or corrupt), an unknown model format.
     """
     folder = Path(folder)
     meta_path = folder / META
     if not meta_path.is_file():
-        raise ExportError(f"{folder} is not a tunehouse export (no {META})")
+        raise ExportInputError(f"{folder} is not a tunehouse export (no {META})")
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as e:
@@ -413,9 +668,15 @@ def load_export(folder: str | os.PathLike[str]) -> ExportedModel:
         )
     for rel, want in (meta.get("files") or {}).items():
         p = folder / rel
-        if not p.is_file():
+        if p.is_file() and _sha256(p) == want:
+            continue
+        if rel == CARD:  # the card does not change what the model does
+            what = "was edited since export (its SHA-256 differs from" if p.is_file() else "is missing (listed in"
+            warnings.warn(ExportWarning(f"{p} {what} {META}); it is documentation, so the model, whose "
+                                        "files are verified, loads anyway"), stacklevel=2)
+        elif not p.is_file():
             raise ExportError(f"{p}: listed in {META} but missing")
-        if _sha256(p) != want:
+        else:
             raise ExportError(f"{p}: checksum mismatch (SHA-256 differs from {META}); refusing to load a modified file")
     try:
         spec = meta["formats"]["model"]

@@ -46,7 +46,7 @@ def test_trials_sort_where_limit(catalog):
     assert len(rows) == 3 and all(r["max_depth"] > 5 for r in rows)
     assert [r["accuracy"] for r in rows] == sorted((r["accuracy"] for r in rows), reverse=True)
     bad = th("trials", "forest", "--catalog", catalog, "--where", "max_dept > 5")
-    assert bad.returncode == 1 and bad.stderr.startswith("error: --where") and len(bad.stderr.strip().splitlines()) == 1
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --where") and len(bad.stderr.strip().splitlines()) == 1
     nosort = th("trials", "forest", "--catalog", catalog, "--sort", "acuracy")
     assert nosort.returncode == 1 and "did you mean 'accuracy'" in nosort.stderr
 

@@ -53,6 +53,10 @@ EXPERIMENTS = pa.schema(
         ("heartbeat_at", _ts),
         ("updated_at", _ts),
         ("stop_reason", pa.string()),  # why a 'stopped' search ended early, e.g. its time budget
+        # what a --no-refit export needs when the training file is gone
+        ("features", _str_map),  # feature name -> dtype, in training (column) order
+        ("target", pa.string()),  # the target column (null for clustering)
+        ("classes", pa.string()),  # JSON list of the class labels, in class-index order
     ]
 )
 

@@ -9,6 +9,7 @@ driver's memory stays flat in the number of trials (only the unflushed buffer is
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import threading
@@ -146,6 +147,20 @@ class _DatasetRef:
         self.fingerprint, self.source = fingerprint, source
 
 
+def _data_contract(spec: Any, dataset: Any) -> dict[str, Any]:
+    """What a model of this experiment takes and returns: a checkpoint export needs no more, so
+    it works when the training file is gone. (Nothing for a stand-in without rows.)"""
+    X = getattr(dataset, "X", None)
+    if X is None:
+        return {}
+    classes = getattr(dataset, "classes", None)
+    return {
+        "features": [(str(c), str(X[c].dtype)) for c in X.columns],
+        "target": dataset.target if spec.task != "clustering" else None,
+        "classes": None if classes is None else json.dumps(classes, default=str),
+    }
+
+
 class ExperimentRecorder:
     """Turns the driver's events (start, trial start/finish, end) into catalog rows."""
 
@@ -179,6 +194,7 @@ class ExperimentRecorder:
             "trials_done": 0,
             "trials_failed": 0,
             "started_at": self.started,
+            **_data_contract(spec, dataset),
         }
 
     def __getstate__(self) -> dict[str, Any]:
