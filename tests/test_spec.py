@@ -214,12 +214,12 @@ def test_key_with_newline_still_gives_one_line(tmp_path: Path):
 
 
 # -- (2) the same corpus through the real CLI ------------------------------------------------
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tunehouse", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         cwd=ROOT,
     )
 
@@ -494,7 +494,7 @@ BASE_SPEC: dict[str, Any] = {
     "preprocess": {"scale": "standard"},
     "evaluation": {"cv": 3, "test_size": 0.2},
     "metrics": ["accuracy", {"name": "f1", "mode": "max"}],
-    "search": {"algorithm": "random", "num_samples": 5, "max_concurrent": 2, "sampler": "tpe"},
+    "search": {"algorithm": "bayes", "num_samples": 5, "max_concurrent": 2, "sampler": "tpe"},
     "space": {
         "max_depth": {"type": "int", "low": 1, "high": 5},
         "min_impurity_decrease": {"type": "uniform", "low": 0.0, "high": 0.1},
@@ -636,4 +636,32 @@ def test_cli_run_rejects_bad_spec_and_writes_nothing(stem: str, tmp_path: Path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}") and needle in lines[0], proc.stderr
+    assert not catalog.exists()
+
+
+# -- command-line overrides (issue 11, item 18) -------------------------------------------------
+def test_num_samples_override_is_validated_like_the_spec():
+    from tunehouse.spec import MAX_NUM_SAMPLES, override_num_samples
+
+    spec = load_spec(ROOT / "search_spaces" / "quickstart.yaml", check=False)
+    for bad in (0, -3, MAX_NUM_SAMPLES + 1):
+        with pytest.raises(SpecError) as info:
+            override_num_samples(spec, bad)
+        assert info.value.field == "--num-samples" and "search.num_samples" in str(info.value)
+    new = override_num_samples(spec, 7)
+    assert (new.search.num_samples, spec.search.num_samples) == (7, 20)  # a new spec; the old one is as it was
+    assert new.path == spec.path and new.text == spec.text
+    for path in EXAMPLES:  # an override to the same value is the same spec
+        s = load_spec(path, check=False)
+        assert override_num_samples(s, s.search.num_samples).spec_hash == s.spec_hash
+
+
+@pytest.mark.parametrize("n", ["1000000", "0"])
+def test_cli_run_num_samples_out_of_bounds_exits_2_before_ray(n: str, tmp_path: Path):
+    catalog = tmp_path / "catalog"
+    proc = _cli("run", str(ROOT / "search_spaces" / "quickstart.yaml"), "--num-samples", n,
+                "--catalog", str(catalog), timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --num-samples: ") and "search.num_samples" in lines[0]
     assert not catalog.exists()

@@ -207,13 +207,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a grid, random or Bayesian search on an embedded Ray (or --address) and print the best trial."""
     from tunehouse.driver import check_experiment_id, run
     from tunehouse.errors import SpecError
-    from tunehouse.spec import _line_for, _line_map, load_spec
+    from tunehouse.spec import _line_for, _line_map, load_spec, override_num_samples
 
     spec = load_spec(args.spec, check=False)
     if args.num_samples is not None:
-        if args.num_samples < 1:
-            raise SpecError(f"--num-samples must be >= 1 (got {args.num_samples})")
-        spec.search.num_samples = args.num_samples
+        spec = override_num_samples(spec, args.num_samples)
     if args.experiment_id is not None:
         check_experiment_id(args.experiment_id)  # before Ray starts
 

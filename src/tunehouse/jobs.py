@@ -146,11 +146,11 @@ def submit(
         RunError: the job server cannot be reached or refused the job.
     """
     from tunehouse.driver import DEFAULT_CATALOG, new_experiment_id
-    from tunehouse.spec import load_spec
+    from tunehouse.spec import load_spec, override_num_samples
 
     spec = load_spec(spec_path, check=True)  # the same checks as `tunehouse validate`
-    if num_samples is not None and num_samples < 1:
-        raise SpecError(f"--num-samples must be >= 1 (got {num_samples})", field="--num-samples")
+    if num_samples is not None:
+        override_num_samples(spec, num_samples)  # the same bounds as the spec's own field
     cat = catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG)
     if "://" not in cat:
         cat = str(Path(cat).resolve())

@@ -281,6 +281,43 @@ def _init_params(cls: type) -> set[str]:
 
 
 # -- checks at load time ---------------------------------------------------------------------
+def resolve_model(spec: Spec) -> Any:
+    """Import the spec's model (an estimator class or a training function) and check its kind.
+
+    Runs before the data checks, so ``model: mymodule.fit`` (a dot where a training function
+    needs a colon) says so instead of asking for preprocessing that only an estimator needs.
+
+    Raises:
+        SpecError: on ``model.estimator``.
+    """
+    # a module next to the spec or in the working directory imports here as it does in the
+    # workers (the driver puts both on their PYTHONPATH)
+    for where in (str(spec.base_dir), os.getcwd()):
+        if where not in sys.path:
+            sys.path.append(where)
+    path = spec.model.estimator
+    try:
+        target = _import(estimator_path(spec))
+    except ImportError as e:
+        raise SpecError(f"cannot import {path!r}: {e}", field="model.estimator") from None
+    except Exception as e:
+        raise SpecError(f"importing {path!r} failed: {e}", field="model.estimator") from None
+    if spec.model.is_function:
+        if not callable(target) or isinstance(target, type):
+            raise SpecError(f"{path!r} is not a function (expected def train(params, fold))",
+                            field="model.estimator")
+    elif not isinstance(target, type) or not all(hasattr(target, a) for a in ("fit", "get_params")):
+        if inspect.isfunction(target):
+            raise SpecError(f"{path!r} is a function, not an estimator class; a training function is "
+                            f"written module:function: model: {_colon_form(path)}", field="model.estimator")
+        raise SpecError(
+            f"{path!r} is not an estimator class (expected a class with fit, "
+            "predict and get_params, e.g. sklearn.ensemble.RandomForestClassifier)",
+            field="model.estimator",
+        )
+    return target
+
+
 def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
     """Import the model and check the task, fixed params, space names and metrics against it.
 
@@ -289,32 +326,10 @@ def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
     """
     _check_metrics(spec)
     _check_sampler(spec)
-    if spec.model.is_function:
-        # a training function next to the spec or in the working directory imports here as
-        # it does in the workers (the driver puts both on their PYTHONPATH)
-        for where in (str(spec.base_dir), os.getcwd()):
-            if where not in sys.path:
-                sys.path.append(where)
+    target = resolve_model(spec)
     factory = make_factory(spec, dataset)
-    try:
-        target = factory.target()
-    except ImportError as e:
-        raise SpecError(f"cannot import {spec.model.estimator!r}: {e}", field="model.estimator") from None
-    except Exception as e:
-        raise SpecError(f"importing {spec.model.estimator!r} failed: {e}", field="model.estimator") from None
     if factory.kind == "function":
-        if not callable(target) or isinstance(target, type):
-            raise SpecError(
-                f"{spec.model.estimator!r} is not a function (expected def train(params, splits))",
-                field="model.estimator",
-            )
         return factory
-    if not isinstance(target, type) or not all(hasattr(target, a) for a in ("fit", "get_params")):
-        raise SpecError(
-            f"{spec.model.estimator!r} is not an estimator class (expected a class with fit, "
-            "predict and get_params, e.g. sklearn.ensemble.RandomForestClassifier)",
-            field="model.estimator",
-        )
     try:
         inst = target(**factory._estimator_kwargs(target))
     except TypeError as e:
@@ -346,6 +361,11 @@ def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
                 field=f"metrics.{i}.name",
             )
     return factory
+
+
+def _colon_form(path: str) -> str:
+    module, _, attr = path.rpartition(".")
+    return f"{module}:{attr}"
 
 
 def _check_values(spec: Spec, cls: type, inst: Any) -> None:
@@ -387,6 +407,14 @@ def _check_metrics(spec: Spec) -> None:
                 f"{what} {m.name!r}{tail}{did_you_mean(m.name, valid) if known is None else ''}; "
                 f"expected one of {', '.join(valid)} for {spec.task}",
                 field=f"metrics.{i}.name",
+            )
+        natural = "max" if known.greater_is_better else "min"
+        if m.mode is not None and m.mode != natural:
+            better = "higher" if known.greater_is_better else "lower"
+            raise SpecError(
+                f"mode {m.mode!r} contradicts {m.name!r}, where {better} is better: the search would "
+                f"pick the worst model; write mode: {natural} or leave mode out",
+                field=f"metrics.{i}.mode",
             )
 
 

@@ -139,6 +139,11 @@ class SearchSpec(_Model):
 
     @model_validator(mode="after")
     def _default_samples(self) -> SearchSpec:
+        if "sampler" in self.model_fields_set and self.algorithm != "bayes":
+            raise ValueError(
+                f"sampler: a sampler is for algorithm: bayes; {self.algorithm} search has none "
+                "(remove sampler, or use algorithm: bayes)"
+            )
         if self.num_samples is None:
             self.num_samples = 1 if self.algorithm == "grid" else 10
         return self
@@ -263,6 +268,28 @@ class Spec(_Model):
             raise ValueError(f"metrics: {dup!r} is listed twice; each metric may be listed once")
         return self
 
+    def override(self, changes: dict[str, Any]) -> Spec:
+        """A new Spec with dotted fields changed (``{"search.num_samples": 50}``), validated
+        exactly like the file: an override cannot slip past a bound the spec would have hit.
+
+        Raises:
+            SpecError: naming the dotted field and what is allowed.
+        """
+        data = self.model_dump(mode="python", exclude_unset=True)
+        for dotted, value in changes.items():
+            *parents, last = dotted.split(".")
+            node = data
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[last] = value
+        try:
+            new = Spec.model_validate(data)
+        except ValidationError as e:
+            err = _from_validation_error(e, "", "")
+            raise SpecError(err.reason, field=err.field) from None
+        new._path, new._text = self._path, self._text
+        return new
+
     # -- derived -----------------------------------------------------------------------
     @property
     def path(self) -> Path | None:
@@ -302,6 +329,18 @@ class Spec(_Model):
         from tunehouse.models import metric_mode
 
         return metric_mode(self.objective)
+
+
+def override_num_samples(spec: Spec, num_samples: int) -> Spec:
+    """``--num-samples N``: the spec with ``search.num_samples`` replaced, validated as the file is.
+
+    Raises:
+        SpecError: on ``--num-samples``, e.g. below 1 or above the spec's bound.
+    """
+    try:
+        return spec.override({"search.num_samples": num_samples})
+    except SpecError as e:
+        raise SpecError(f"{e.reason} (search.num_samples)", field="--num-samples") from None
 
 
 def json_schema() -> dict[str, Any]:
@@ -398,8 +437,9 @@ def _refuse_aliases(text: str) -> None:
 def check_spec(spec: Spec) -> None:
     """Cross-checks that need the model and the data (raise ``SpecError`` with a field)."""
     from tunehouse.data import check_data
-    from tunehouse.models import check_model
+    from tunehouse.models import check_model, resolve_model
 
+    resolve_model(spec)  # first: a wrong model path explains more than the data checks it upsets
     check_model(spec, check_data(spec))
 
 

@@ -65,6 +65,10 @@ class Storage(abc.ABC):
     def fs_path(self, rel: str) -> str:
         """The path of ``rel`` inside ``filesystem`` (for pyarrow readers)."""
 
+    @abc.abstractmethod
+    def tune_storage(self) -> tuple[str, pafs.FileSystem | None]:
+        """Ray Tune's ``(storage_path, storage_filesystem)``: ``<root>/checkpoints``."""
+
     def list_parts(self, prefix: str) -> list[PartInfo]:
         out = [
             p
@@ -123,6 +127,11 @@ class LocalStorage(Storage):
     def exists(self) -> bool:
         return self.root.exists()
 
+    def tune_storage(self) -> tuple[str, pafs.FileSystem | None]:
+        path = self.root / "checkpoints"
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path), None  # a local path: Tune uses its own local filesystem
+
     def probe(self) -> None:
         """Fail early, creating nothing, if the catalog cannot be written here."""
         p = self.root
@@ -179,6 +188,9 @@ class ObjectStorage(Storage):
 
     def fs_path(self, rel: str) -> str:
         return self._key(rel)
+
+    def tune_storage(self) -> tuple[str, pafs.FileSystem | None]:
+        return self.fs_path("checkpoints"), self._fs
 
     def probe(self) -> None:
         """Fail early if the bucket cannot be reached (listing needs credentials and an endpoint)."""
