@@ -84,6 +84,7 @@ class RunResult:
     cluster_cpus: float
     phases: dict[str, float] = field(default_factory=dict)  # where the wall time went, seconds
     stop_reason: str | None = None  # why the search ended early (time budget, failed trials)
+    positive_class: Any = None  # binary classification: the label f1, precision, recall, roc_auc score
 
     @property
     def failed(self) -> list[TrialRecord]:
@@ -535,6 +536,7 @@ def run(
         phases=phases,
         cluster_cpus=float(_cluster_cpus()),
         stop_reason=stop_reason,
+        positive_class=dataset.positive_class,
     )
 
 

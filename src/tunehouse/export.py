@@ -260,6 +260,7 @@ def _metadata(exp, row, spec, dataset, params, refit, test_metrics, formats) -> 
         "features": [{"name": c, "dtype": str(dataset.X[c].dtype)} for c in dataset.X.columns],
         "target": dataset.target if spec.task != "clustering" else None,
         "classes": dataset.classes,
+        "positive_class": dataset.positive_class,  # classes[1] of a binary target, else None
         "environment": dict(exp.get("environment") or []),
         "spec_hash": exp["spec_hash"],
         "checkpoint": {"uri": row["checkpoint_uri"], "sha256": row.get("checkpoint_sha256")},
@@ -281,7 +282,8 @@ def _model_card(cat: Any, exp: dict[str, Any], row: dict[str, Any], meta: dict[s
         f"{exp['trials_done']} trials finished, "
         f"{exp['trials_failed']} failed; objective: {mode} `{obj}`",
         f"- Data: `{meta['dataset']['source']}`, fingerprint `{meta['dataset']['fingerprint'][:16]}`, "
-        f"{len(meta['features'])} features, target `{meta['target']}`",
+        f"{len(meta['features'])} features, target `{meta['target']}`"
+        + (f", positive class `{meta['positive_class']!r}`" if meta.get("positive_class") is not None else ""),
         f"- Model: {'refitted on all training rows' if meta['refit'] else 'the checkpointed model of the trial'}",
         f"- Environment: Python {meta['environment'].get('python')}, git {meta['environment'].get('git_commit', 'n/a')}",
         "",

@@ -222,12 +222,16 @@ class ModelFactory:
         if self.numeric:
             parts.append(("num", Pipeline(num_steps) if num_steps else "passthrough", list(self.numeric)))
         if self.categorical:
-            cat = Pipeline(
-                [
-                    ("impute", SimpleImputer(strategy="most_frequent")),
-                    ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                ]
+            from tunehouse.spec import DEFAULT_MAX_CATEGORIES
+
+            onehot = OneHotEncoder(
+                handle_unknown="ignore",
+                sparse_output=False,
+                # rare categories share one column: a 3,000-category column cannot explode a search
+                max_categories=p.max_categories if p is not None else DEFAULT_MAX_CATEGORIES,
+                min_frequency=p.min_frequency if p is not None else None,
             )
+            cat = Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("onehot", onehot)])
             parts.append(("cat", cat, list(self.categorical)))
         return ColumnTransformer(parts, verbose_feature_names_out=False)
 

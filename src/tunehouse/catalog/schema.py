@@ -53,6 +53,7 @@ EXPERIMENTS = pa.schema(
         ("heartbeat_at", _ts),
         ("updated_at", _ts),
         ("stop_reason", pa.string()),  # why a 'stopped' search ended early, e.g. its time budget
+        ("positive_class", pa.string()),  # binary classification: the label scored as positive
     ]
 )
 
