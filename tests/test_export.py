@@ -244,3 +244,23 @@ def test_the_final_refit_of_a_training_function_never_sees_the_test_rows(ray_ses
         obj.sees_valid = real
     assert seen == [True]  # the driver-side refit: no validation (= test) rows
     assert "accuracy" in result.test_metrics
+
+
+def test_training_function_experiment_exports_with_refit_like_the_run(searched, tmp_path):
+    """The example training function (customers_function.yaml) refits at export as `run` did:
+    same test metrics; the positive class is in the catalog, tunehouse.json and the card."""
+    cat, results = searched
+    result = results["customers_function"]
+    assert result.positive_class == "yes" and result.test_metrics
+    assert Catalog(cat).experiment(result.experiment_id)["positive_class"] == "yes"
+    meta = export(cat, result.experiment_id, tmp_path / "exp")
+    assert meta["refit"] is True and meta["positive_class"] == "yes" and meta["classes"] == ["no", "yes"]
+    assert meta["metrics"]["test"] == pytest.approx(result.test_metrics, abs=1e-12)
+    assert "positive class `'yes'`" in (tmp_path / "exp" / "MODEL_CARD.md").read_text()
+    loaded = load_export(tmp_path / "exp")
+    assert "tunehouse.models.FunctionModel" in loaded.metadata["formats"]["model"]["trusted"]
+    X = _test_rows(cat, result.experiment_id)
+    assert set(loaded.predict(X)) <= {"yes", "no"} and loaded.predict_proba(X).shape == (len(X), 2)
+    mlflow_pyfunc = pytest.importorskip("mlflow.pyfunc")
+    theirs = mlflow_pyfunc.load_model(str(tmp_path / "exp" / "mlflow"))
+    np.testing.assert_array_equal(np.asarray(theirs.predict(X)).astype(int), loaded.model.predict(X))

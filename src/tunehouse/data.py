@@ -185,7 +185,9 @@ def _feature_columns(frame: pd.DataFrame, target: str | None, spec: Spec) -> lis
 
 
 def _check_preprocess(spec: Spec, X: pd.DataFrame, categorical: list[str]) -> None:
-    """Text needs one-hot, and gaps an imputer unless the model takes them (XGBoost, a function)."""
+    """Text needs one-hot and gaps need an imputer, unless the model can take them as they are."""
+    if spec.model.is_function:
+        return  # a training function gets the raw columns (or preprocess's output) and copes itself
     if categorical and not (spec.preprocess and spec.preprocess.onehot):
         raise DataError(
             f"column {categorical[0]!r} holds text; set preprocess.onehot: true to encode it "
@@ -194,7 +196,7 @@ def _check_preprocess(spec: Spec, X: pd.DataFrame, categorical: list[str]) -> No
         )
     numeric_cols = [c for c in X.columns if c not in categorical]
     if X[numeric_cols].isna().any().any() and not (spec.preprocess and spec.preprocess.impute):
-        if spec.model.estimator != "xgboost" and not spec.model.is_function:
+        if spec.model.estimator != "xgboost":
             col = X[numeric_cols].columns[X[numeric_cols].isna().any()][0]
             raise DataError(
                 f"column {col!r} has missing values; set preprocess.impute (mean, median, "

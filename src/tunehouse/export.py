@@ -78,13 +78,11 @@ def export(
     do_refit = spec.refit if refit is None else refit
     # verified always; unpickled only when it is what we export
     model = _checkpoint_model(cat, row, load=not do_refit)
-    from tunehouse.models import make_factory, score
+    from tunehouse.models import score
+    from tunehouse.trainable import make_payload
 
-    factory = make_factory(spec, dataset)
-    if do_refit:
-        if factory.kind != "estimator":
-            raise ExportError("refit needs an estimator; this experiment trains with a function (use --no-refit)")
-        model = factory.build(params).fit(splits.X_train, splits.y_train)
+    if do_refit:  # the same refit as the run's final one
+        model = _refit(exp, spec, make_payload(spec, dataset, splits), params)
     metric_names = [m.name for m in spec.metrics]
     n_classes = len(dataset.classes or [])
     test_metrics: dict[str, float] = {}
@@ -109,6 +107,30 @@ def export(
         raise
     _record(cat, exp, row, out, meta, tag)
     return meta
+
+
+def _refit(exp: dict[str, Any], spec: Any, payload: Any, params: dict[str, Any]) -> Any:
+    """Refit the chosen configuration on all training rows, as the run's final refit did."""
+    from tunehouse.trainable import refit
+
+    if not spec.model.is_function:
+        return refit(payload, params)
+    from tunehouse.models import add_function_dirs
+
+    spec_path = dict(exp.get("environment") or {}).get("spec_path")
+    add_function_dirs(Path(spec_path).parent if spec_path else None)  # where the run imported it
+    try:
+        model = refit(payload, params)
+    except ImportError as e:
+        raise ExportError(f"cannot import the training function {spec.model.estimator!r}: {e}; export "
+                          "from the spec's folder or put its module on PYTHONPATH (or use --no-refit)") from None
+    except Exception as e:  # the user's function failed: one line, like a failed trial
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ExportError(f"refitting with {spec.model.estimator} failed: {type(e).__name__}: {first}") from None
+    if model is None:
+        raise ExportError(f"{spec.model.estimator} returns only metrics, so there is no model to refit "
+                          "and export")
+    return model
 
 
 def _trial_row(cat: Any, exp: dict[str, Any], trial: str | None, metric: str | None) -> dict[str, Any]:
@@ -432,7 +454,8 @@ def load_export(folder: str | os.PathLike[str]) -> ExportedModel:
 
 #: What an export may ask skops to trust, and which XGBoost classes it may instantiate. The
 #: metadata is not signed, so it cannot widen this list.
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "xgboost.", "tunehouse.models.FoldEnsemble")
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "xgboost.", "tunehouse.models.FoldEnsemble",
+                     "tunehouse.models.FunctionModel")
 _XGB_CLASSES = {"xgboost.sklearn.XGBClassifier", "xgboost.sklearn.XGBRegressor"}
 
 
