@@ -176,3 +176,18 @@ def test_function_model_predicting_other_values_than_the_labels_fails_clearly(wr
     from tunehouse.trainable import refit
 
     assert refit(metrics_only, {"x": 1.0, "y": 1.0}) is None  # a pure objective: nothing to score
+
+
+def test_clustering_function_is_scored_on_its_own_pipelines_features(write_spec):
+    from sklearn.metrics import silhouette_score
+
+    p, _ = payload_for(write_spec(base_spec(
+        task="clustering", data={"sklearn": "wine"}, model="helpers.objectives:clusters",
+        metrics=["silhouette"], evaluation={"holdout": 0.3, "test_size": 0.0}, space={"k": [3, 4]},
+    )))
+    out = evaluate({"k": 3}, p)
+    _tr, va = _folds(p)[0]
+    pipe = out.model.model
+    X_va = p.X.iloc[va]
+    want = silhouette_score(pipe[:-1].transform(X_va), pipe.predict(X_va))
+    assert out.metrics["silhouette"] == pytest.approx(want, abs=1e-12)

@@ -521,8 +521,8 @@ def score(
 
 def _transformed(model: Any, X: pd.DataFrame) -> Any:
     """Features as the clusterer saw them (after the pipeline's preprocessing)."""
-    if isinstance(model, FunctionModel):
-        return model.features(X)
+    if isinstance(model, FunctionModel):  # its preprocessing, then its own pipeline's
+        return _transformed(model.model, model.features(X))
     steps = getattr(model, "steps", None)
     if steps and len(steps) > 1:
         return model[:-1].transform(X)

@@ -92,3 +92,12 @@ def fits_booleans(params, data):
     from sklearn.dummy import DummyClassifier
 
     return DummyClassifier(strategy="most_frequent").fit(data.X_train.select_dtypes("number"), data.y_train == "yes")
+
+
+def clusters(params, data):
+    """A clustering function returning its own pipeline (scaling, then k-means)."""
+    from sklearn.cluster import KMeans
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), KMeans(n_clusters=params["k"], n_init=3, random_state=0)).fit(data.X_train)
