@@ -328,7 +328,7 @@ def _looks_like_dates(values: pd.Series) -> bool:
 
     from pandas.tseries.api import guess_datetime_format
 
-    sample = values.astype(str).head(1000)
+    sample = values.head(1000).astype(str)
     formats = set()
     with warnings.catch_warnings():  # pandas warns about each format it considers
         warnings.simplefilter("ignore")
