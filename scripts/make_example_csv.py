@@ -1,6 +1,8 @@
-"""Generate search_spaces/data/customers.csv: a small churn table with text columns and gaps.
+"""Generate search_spaces/data/customers.csv: a small churn table with text columns and gaps,
+and beside it churn_yes_no.csv: the same rows as a real export looks (an id, an email and a
+signup date per customer, the target as yes/no).
 
-Deterministic (seeded), so the committed file and a regenerated one are byte-identical.
+Deterministic (seeded), so the committed files and regenerated ones are byte-identical.
 Usage: python scripts/make_example_csv.py [OUT]
 """
 
@@ -38,8 +40,25 @@ def make(n: int = 600, seed: int = 0) -> pd.DataFrame:
     return df
 
 
+def with_ids_and_labels(df: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
+    """The same rows with the columns a CRM export adds, and churned as yes/no."""
+    rng = np.random.default_rng(seed)
+    n = len(df)
+    ids = [f"C{10000 + i}" for i in range(n)]
+    signup = pd.Timestamp("2019-01-01") + pd.to_timedelta(rng.integers(0, 5 * 365, size=n), unit="D")
+    out = pd.DataFrame({"customer_id": ids, "email": [f"{i.lower()}@example.com" for i in ids],
+                        "signup_date": signup.strftime("%Y-%m-%d")})
+    out = pd.concat([out, df.drop(columns=["churned"])], axis=1)
+    out["churned"] = np.where(df["churned"] == 1, "yes", "no")
+    return out
+
+
 if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "search_spaces/data/customers.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
-    make().to_csv(out, index=False)
+    df = make()
+    df.to_csv(out, index=False)
     print(f"wrote {out}")
+    labelled = out.with_name("churn_yes_no.csv")
+    with_ids_and_labels(df).to_csv(labelled, index=False)
+    print(f"wrote {labelled}")

@@ -276,3 +276,23 @@ def test_a_run_records_what_a_checkpoint_export_needs_without_its_data(ray_sessi
     with open(Path(result.best.checkpoint) / "model.pkl", "rb") as f:
         ckpt = pickle.load(f)
     np.testing.assert_allclose(load_export(tmp_path / "exp").predict_proba(X), ckpt.predict_proba(X))
+
+
+def test_training_function_experiment_exports_with_refit_like_the_run(searched, tmp_path):
+    """The example training function (customers_function.yaml) refits at export as `run` did:
+    same test metrics; the positive class is in the catalog, tunehouse.json and the card."""
+    cat, results = searched
+    result = results["customers_function"]
+    assert result.positive_class == "yes" and result.test_metrics
+    assert Catalog(cat).experiment(result.experiment_id)["positive_class"] == "yes"
+    meta = export(cat, result.experiment_id, tmp_path / "exp")
+    assert meta["refit"] is True and meta["positive_class"] == "yes" and meta["classes"] == ["no", "yes"]
+    assert meta["metrics"]["test"] == pytest.approx(result.test_metrics, abs=1e-12)
+    assert "positive class `'yes'`" in (tmp_path / "exp" / "MODEL_CARD.md").read_text()
+    loaded = load_export(tmp_path / "exp")
+    assert "tunehouse.models.FunctionModel" in loaded.metadata["formats"]["model"]["trusted"]
+    X = _test_rows(cat, result.experiment_id)
+    assert set(loaded.predict(X)) <= {"yes", "no"} and loaded.predict_proba(X).shape == (len(X), 2)
+    mlflow_pyfunc = pytest.importorskip("mlflow.pyfunc")
+    theirs = mlflow_pyfunc.load_model(str(tmp_path / "exp" / "mlflow"))
+    np.testing.assert_array_equal(np.asarray(theirs.predict(X)).astype(int), loaded.model.predict(X))

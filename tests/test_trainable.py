@@ -87,3 +87,107 @@ def test_run_trial_adds_usage():
     assert metrics["usage/wall_s"] > 0 and metrics["usage/cpu_s"] > 0
     assert metrics["usage/peak_rss_mb"] > 10 and metrics["usage/pid"] > 0
     assert np.isfinite(metrics["roc_auc"])
+
+
+# -- a training function: original labels, raw or preprocessed columns, a scorable model --------
+def _function_spec(write_spec, model="helpers.objectives:records", **over):
+    """A training function on the example churn rows (text, gaps, a yes/no target), ids left out."""
+    import pandas as pd
+
+    csv = write_spec("").parent / "churn.csv"
+    frame = pd.read_csv(SPECS / "data" / "churn_yes_no.csv")
+    frame.drop(columns=["customer_id", "email", "signup_date"]).to_csv(csv, index=False)
+    return write_spec(base_spec(
+        data={"path": str(csv), "target": "churned", **over.pop("data", {})}, model=model,
+        metrics=["f1", "roc_auc", "accuracy"], evaluation={"cv": 3, "test_size": 0.2},
+        space={"C": {"type": "loguniform", "low": 0.01, "high": 10}}, **over,
+    ))
+
+
+def test_training_function_gets_the_original_labels_and_the_raw_columns(write_spec):
+    """No preprocess: text and gaps reach the function as they are (and validation allows them)."""
+    from helpers.objectives import SEEN
+
+    p, _ = payload_for(_function_spec(write_spec))  # text columns, gaps, no preprocess: accepted
+    SEEN.clear()
+    out = evaluate({"C": 1.0}, p)
+    assert len(SEEN) == 3 and 0.5 < out.metrics["roc_auc"] <= 1
+    fold = SEEN[0]
+    assert set(fold.y_train) == set(fold.y_valid) == {"yes", "no"}
+    assert list(fold.X_train.columns) == ["plan", "region", "tenure_months", "monthly_charges", "support_tickets"]
+    assert fold.X_train["plan"].isin(["basic", "plus", "premium"]).all()
+    assert fold.X_train["monthly_charges"].isna().any() and fold.X_train["region"].isna().any()
+    assert (fold.y_train.index == fold.X_train.index).all()
+    SEEN.clear()
+    from tunehouse.trainable import refit
+
+    model = refit(p, {"C": 1.0})
+    assert len(SEEN) == 1 and SEEN[0].X_valid is None and SEEN[0].y_valid is None
+    assert len(SEEN[0].X_train) == len(p.X) and set(SEEN[0].y_train) == {"yes", "no"}
+    assert set(np.unique(model.predict(p.X))) <= {0, 1}  # scored in class codes, like any model
+
+
+def test_training_function_with_preprocess_gets_its_output_fitted_on_the_fold(write_spec):
+    from helpers.objectives import SEEN
+
+    p, _ = payload_for(_function_spec(write_spec, preprocess={"impute": "median", "onehot": True}))
+    SEEN.clear()
+    evaluate({"C": 1.0}, p)
+    for fold, (tr, _va) in zip(SEEN, _folds(p), strict=True):
+        X = fold.X_train
+        assert "plan_basic" in X.columns and "plan" not in X.columns  # one-hot, named columns
+        assert not X.isna().any().any() and not fold.X_valid.isna().any().any()
+        raw = p.X.iloc[tr]["monthly_charges"]
+        assert (X.index == raw.index).all()
+        filled = X.loc[raw.isna(), "monthly_charges"]
+        assert len(filled) and (filled == raw.median()).all()  # the fold's own median
+        assert set(fold.y_train) == {"yes", "no"}
+
+
+def test_function_model_scores_in_code_order_whatever_its_classes_order(write_spec):
+    """positive_class 'no' gives 'no' code 1 while the model's classes_ are sorted ['no', 'yes']:
+    tunehouse's metrics equal scikit-learn's on the labels with pos_label='no'."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    from tunehouse.models import FunctionModel, score
+    from tunehouse.trainable import refit
+
+    p, s = payload_for(_function_spec(write_spec, data={"positive_class": "no"}))
+    assert p.factory.classes == ("yes", "no")
+    model = refit(p, {"C": 0.5})
+    assert isinstance(model, FunctionModel) and list(model.model.classes_) == ["no", "yes"]
+    got = score(model, s.X_test, s.y_test, ["f1", "roc_auc"], task="classification", n_classes=2)
+    truth = np.asarray(["yes", "no"], dtype=object)[s.y_test.to_numpy()]
+    labels = model.model.predict(s.X_test)
+    p_no = model.model.predict_proba(s.X_test)[:, 0]
+    assert got["f1"] == pytest.approx(f1_score(truth, labels, pos_label="no"), abs=1e-12)
+    assert got["roc_auc"] == pytest.approx(roc_auc_score(truth == "no", p_no), abs=1e-12)
+    np.testing.assert_allclose(model.predict_proba(s.X_test)[:, 1], p_no)
+
+
+def test_function_model_predicting_other_values_than_the_labels_fails_clearly(write_spec):
+    p, _ = payload_for(_function_spec(write_spec, model="helpers.objectives:fits_booleans"))
+    with pytest.raises(ValueError, match=r"predicted False, which is not a label of the target \('no', 'yes'\)"):
+        evaluate({"C": 1.0}, p)
+    metrics_only, _ = payload_for(write_spec(base_spec(
+        model="helpers.objectives:quadratic", metrics=[{"name": "loss", "mode": "min"}],
+        space={"x": {"type": "uniform", "low": -5, "high": 5}, "y": {"type": "uniform", "low": -5, "high": 5}},
+    ), "objective.yaml"))
+    from tunehouse.trainable import refit
+
+    assert refit(metrics_only, {"x": 1.0, "y": 1.0}) is None  # a pure objective: nothing to score
+
+
+def test_clustering_function_is_scored_on_its_own_pipelines_features(write_spec):
+    from sklearn.metrics import silhouette_score
+
+    p, _ = payload_for(write_spec(base_spec(
+        task="clustering", data={"sklearn": "wine"}, model="helpers.objectives:clusters",
+        metrics=["silhouette"], evaluation={"holdout": 0.3, "test_size": 0.0}, space={"k": [3, 4]},
+    )))
+    out = evaluate({"k": 3}, p)
+    _tr, va = _folds(p)[0]
+    pipe = out.model.model
+    X_va = p.X.iloc[va]
+    want = silhouette_score(pipe[:-1].transform(X_va), pipe.predict(X_va))
+    assert out.metrics["silhouette"] == pytest.approx(want, abs=1e-12)

@@ -375,6 +375,8 @@ def _print_run(result: Any, out: Any = None) -> None:
     n, failed = len(result.trials), len(result.failed)
     say(f"experiment {result.experiment_id}: {n} trials ({failed} failed) in {result.wall_s:.1f}s, "
           f"{result.algorithm} search, {result.mode} {result.objective}")
+    if result.positive_class is not None:
+        say(f"positive class: {result.positive_class!r} (scored by precision, recall, f1, roc_auc)")
     if result.stop_reason:
         say(f"stopped early: {result.stop_reason}")
     b = result.best
@@ -595,12 +597,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate specs: YAML, fields, the model and its parameter names, metrics, and the data."""
+    from tunehouse.data import check_data
     from tunehouse.spec import load_spec
 
     for path in args.spec:
         spec = load_spec(path, check=True)
+        positive = check_data(spec).positive_class  # the data set validation loaded
         print(f"{path}: ok ({spec.task}, {spec.search.algorithm} search, {spec.search.num_samples} samples, "
-              f"{len(spec.space)} params, objective {spec.mode} {spec.objective.name})")
+              f"{len(spec.space)} params, objective {spec.mode} {spec.objective.name}"
+              + (f", positive class {positive!r})" if positive is not None else ")"))
     return 0
 
 

@@ -34,7 +34,8 @@ class Dataset:
     """Features, target and what we know about them.
 
     For classification the target is label-encoded to 0..k-1 and ``classes`` keeps the
-    original labels, so every model family sees the same integer labels.
+    original labels in code order, so every model family sees the same integer labels: sorted
+    order, except that a binary target's positive class always has code 1.
     """
 
     X: pd.DataFrame
@@ -52,6 +53,12 @@ class Dataset:
     @property
     def numeric(self) -> list[str]:
         return [c for c in self.X.columns if c not in self.categorical]
+
+    @property
+    def positive_class(self) -> Any:
+        """Binary classification: the label with code 1 (``data.positive_class``, else the
+        later label in sorted order), which precision, recall, f1 and roc_auc score; else None."""
+        return self.classes[1] if self.classes is not None and len(self.classes) == 2 else None
 
 
 @dataclass
@@ -133,6 +140,33 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def _prepare(frame: pd.DataFrame, target: str | None, spec: Spec, source: str) -> Dataset:
     task = spec.task
+    X = frame[_feature_columns(frame, target, spec)].copy()
+    X.columns = [str(c) for c in X.columns]
+    # columns tunehouse chose itself are screened for identifiers and dates; a column the spec
+    # lists in data.features is the user's choice
+    categorical = _check_columns(X, screen=spec.data.features is None, dropped=spec.data.drop or [])
+    _check_preprocess(spec, X, categorical)
+    if spec.data.positive_class is not None and task != "classification":
+        raise DataError(f"positive_class applies to classification only (task: {task})",
+                        field="data.positive_class")
+    y = None
+    classes = None
+    if target is not None and task != "clustering":
+        y, classes = _target(frame[target], target, spec)
+    fp = fingerprint(X, y)
+    return Dataset(X=X, y=y, source=source, target=target, fingerprint=fp, classes=classes,
+                   categorical=categorical)
+
+
+def _feature_columns(frame: pd.DataFrame, target: str | None, spec: Spec) -> list[Any]:
+    """The feature columns: ``data.features``, else every column but the target and ``data.drop``."""
+    drop = spec.data.drop or []
+    for c in drop:
+        if c not in frame.columns:
+            raise DataError(f"column {c!r} not in the data{did_you_mean(c, frame.columns)}", field="data.drop")
+        if c == target:
+            raise DataError(f"{c!r} is the target; data.drop lists feature columns to leave out",
+                            field="data.drop")
     if spec.data.features is not None:
         missing = [c for c in spec.data.features if c not in frame.columns]
         if missing:
@@ -142,14 +176,18 @@ def _prepare(frame: pd.DataFrame, target: str | None, spec: Spec, source: str) -
             )
         feats = list(spec.data.features)
     else:
-        feats = [c for c in frame.columns if c != target]
+        feats = [c for c in frame.columns if c != target and c not in drop]
     if target in feats:
         raise DataError(f"the target {target!r} is also listed as a feature", field="data.features")
     if not feats:
         raise DataError("no feature columns", field="data.features")
-    X = frame[feats].copy()
-    X.columns = [str(c) for c in X.columns]
-    categorical = _check_columns(X)
+    return feats
+
+
+def _check_preprocess(spec: Spec, X: pd.DataFrame, categorical: list[str]) -> None:
+    """Text needs one-hot and gaps need an imputer, unless the model can take them as they are."""
+    if spec.model.is_function:
+        return  # a training function gets the raw columns (or preprocess's output) and copes itself
     if categorical and not (spec.preprocess and spec.preprocess.onehot):
         raise DataError(
             f"column {categorical[0]!r} holds text; set preprocess.onehot: true to encode it "
@@ -158,7 +196,7 @@ def _prepare(frame: pd.DataFrame, target: str | None, spec: Spec, source: str) -
         )
     numeric_cols = [c for c in X.columns if c not in categorical]
     if X[numeric_cols].isna().any().any() and not (spec.preprocess and spec.preprocess.impute):
-        if spec.model.estimator != "xgboost" and not spec.model.is_function:
+        if spec.model.estimator != "xgboost":
             col = X[numeric_cols].columns[X[numeric_cols].isna().any()][0]
             raise DataError(
                 f"column {col!r} has missing values; set preprocess.impute (mean, median, "
@@ -166,51 +204,82 @@ def _prepare(frame: pd.DataFrame, target: str | None, spec: Spec, source: str) -
                 field="preprocess.impute",
             )
 
-    y = None
-    classes = None
-    if target is not None and task != "clustering":
-        y = frame[target]
-        if y.isna().any():
-            raise DataError(
-                f"target {target!r} has {int(y.isna().sum())} missing values", field="data.target"
-            )
-        if task == "regression":
-            if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
-                raise DataError(
-                    f"regression needs a numeric target; {target!r} is {y.dtype}", field="data.target"
-                )
-            y = y.astype(float)
-        else:
-            codes, uniques = pd.factorize(y, sort=True)
-            if len(uniques) < 2:
-                raise DataError(
-                    f"classification needs at least 2 classes; target {target!r} has "
-                    f"{len(uniques)} ({list(uniques)[:3]})",
-                    field="data.target",
-                )
-            if len(uniques) > max(50, len(y) // 2) and pd.api.types.is_float_dtype(y):
-                raise DataError(
-                    f"target {target!r} looks continuous ({len(uniques)} distinct floats); "
-                    "did you mean task: regression?",
-                    field="task",
-                )
-            classes = [_py(u) for u in uniques]
-            y = pd.Series(codes, index=y.index, name=target)
-    fp = fingerprint(X, y)
-    return Dataset(X=X, y=y, source=source, target=target, fingerprint=fp, classes=classes,
-                   categorical=categorical)
+
+def _target(y: pd.Series, target: str, spec: Spec) -> tuple[pd.Series, list[Any] | None]:
+    """The target as the models see it: floats (regression) or class codes 0..k-1 (and the labels)."""
+    if y.isna().any():
+        raise DataError(f"target {target!r} has {int(y.isna().sum())} missing values", field="data.target")
+    if spec.task == "regression":
+        if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+            raise DataError(f"regression needs a numeric target; {target!r} is {y.dtype}", field="data.target")
+        return y.astype(float), None
+    codes, uniques = pd.factorize(y, sort=True)
+    if len(uniques) < 2:
+        raise DataError(
+            f"classification needs at least 2 classes; target {target!r} has "
+            f"{len(uniques)} ({list(uniques)[:3]})",
+            field="data.target",
+        )
+    if len(uniques) > max(50, len(y) // 2) and pd.api.types.is_float_dtype(y):
+        raise DataError(
+            f"target {target!r} looks continuous ({len(uniques)} distinct floats); "
+            "did you mean task: regression?",
+            field="task",
+        )
+    classes = [_py(u) for u in uniques]
+    if spec.data.positive_class is not None:
+        positive = _positive_index(classes, spec.data.positive_class, target)
+        if positive == 0:  # the positive class gets code 1, whatever its place in sorted order
+            classes, codes = classes[::-1], 1 - codes
+    return pd.Series(codes, index=y.index, name=target), classes
 
 
-def _check_columns(X: pd.DataFrame) -> list[str]:
-    """Return the text columns; refuse a column that mixes numbers and text."""
-    categorical = []
+def _positive_index(classes: list[Any], wanted: Any, target: str) -> int:
+    """Where ``data.positive_class`` is among the labels (YAML's unquoted yes/no read as booleans)."""
+    shown = ", ".join(repr(c) for c in classes[:20]) + (", ..." if len(classes) > 20 else "")
+    if len(classes) != 2:
+        raise DataError(
+            f"positive_class needs a binary target; {target!r} has {len(classes)} classes: {shown}",
+            field="data.positive_class",
+        )
+    spellings = {True: ("yes", "true", "on", "y"), False: ("no", "false", "off", "n")}
+    for i, c in enumerate(classes):
+        if c == wanted and isinstance(c, bool) == isinstance(wanted, bool):
+            return i
+    for i, c in enumerate(classes):
+        if isinstance(wanted, str) and not isinstance(c, str) and str(c) == wanted:
+            return i  # positive_class: "1" for integer labels
+        if isinstance(wanted, bool) and isinstance(c, str) and c.lower() in spellings[wanted]:
+            return i  # positive_class: yes (a boolean to YAML) for the label 'yes'
+    raise DataError(
+        f"positive_class {wanted!r} is not a label of {target!r}; labels seen: {shown}",
+        field="data.positive_class",
+    )
+
+
+#: A text column is refused as an identifier or free text when it has at least this share of
+#: distinct values among its non-empty rows (and more than ``_ID_MIN_ROWS`` of them): one-hot
+#: would give every row its own column, and a model could learn the rows by heart.
+_ID_DISTINCT_SHARE = 0.9
+_ID_MIN_ROWS = 20
+
+
+def _check_columns(X: pd.DataFrame, *, screen: bool = False, dropped: list[str] | None = None) -> list[str]:
+    """Return the text columns; refuse a column that mixes numbers and text.
+
+    With ``screen``, also refuse (all in one message) the columns that look like identifiers,
+    free text or dates, which one-hot encoding would turn into a column per value.
+    """
+    categorical, suspects = [], []
     for c in X.columns:
         col = X[c]
         if pd.api.types.is_bool_dtype(col):
             X[c] = col.astype(float)
         elif pd.api.types.is_numeric_dtype(col):
             continue
-        elif isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col):
+        elif screen and (pd.api.types.is_datetime64_any_dtype(col) or pd.api.types.is_timedelta64_dtype(col)):
+            suspects.append((c, "dates"))
+        elif _is_text(col):
             values = col.dropna()
             numeric = pd.to_numeric(values, errors="coerce").notna()
             if 0 < numeric.sum() < len(values):
@@ -222,14 +291,60 @@ def _check_columns(X: pd.DataFrame) -> list[str]:
                 )
             if len(values) and numeric.all():
                 X[c] = pd.to_numeric(col)
-            else:
-                X[c] = col.astype(object)
-                categorical.append(c)
+                continue
+            X[c] = col.astype(object)
+            categorical.append(c)
+            if screen and _looks_like_dates(values):
+                suspects.append((c, "dates"))
+            elif screen and len(values) > _ID_MIN_ROWS and values.nunique() >= _ID_DISTINCT_SHARE * len(values):
+                suspects.append((c, "text, unique per row"))
         else:
             raise DataError(
                 f"column {c!r} has unsupported type {col.dtype}", field="data.features"
             )
+    if suspects:
+        listed = ", ".join(f"{c!r} ({why})" for c, why in suspects)
+        drop = ", ".join([*(dropped or []), *(c for c, _ in suspects)])
+        raise DataError(
+            f"column(s) {listed} look like identifiers, free text or dates (a model can learn the "
+            "rows by heart from them, and one-hot encoding makes a column per value); leave them "
+            f"out with data.drop: [{drop}] (or name the columns to use in data.features)",
+            field="data.drop",
+        )
     return categorical
+
+
+def _is_text(col: pd.Series) -> bool:
+    return (
+        isinstance(col.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(col)
+        or pd.api.types.is_string_dtype(col)
+    )
+
+
+def _looks_like_dates(values: pd.Series) -> bool:
+    """Do (almost) all of these strings parse as dates in one format with a year and a month?"""
+    import warnings
+
+    from pandas.tseries.api import guess_datetime_format
+
+    sample = values.head(1000).astype(str)
+    formats = set()
+    with warnings.catch_warnings():  # pandas warns about each format it considers
+        warnings.simplefilter("ignore")
+        for v in sample.drop_duplicates().head(20):
+            for dayfirst in (False, True):
+                fmt = guess_datetime_format(v, dayfirst=dayfirst)
+                if fmt and ("%Y" in fmt or "%y" in fmt) and any(m in fmt for m in ("%m", "%b", "%B")):
+                    formats.add(fmt)
+        for fmt in sorted(formats):
+            try:
+                parsed = pd.to_datetime(sample, format=fmt, errors="coerce", utc=True)
+            except (ValueError, TypeError):
+                continue
+            if parsed.notna().mean() >= 0.95:
+                return True
+    return False
 
 
 def _py(v: Any) -> Any:

@@ -84,6 +84,7 @@ class RunResult:
     cluster_cpus: float
     phases: dict[str, float] = field(default_factory=dict)  # where the wall time went, seconds
     stop_reason: str | None = None  # why the search ended early (time budget, failed trials)
+    positive_class: Any = None  # binary classification: the label f1, precision, recall, roc_auc score
 
     @property
     def failed(self) -> list[TrialRecord]:
@@ -535,6 +536,7 @@ def run(
         phases=phases,
         cluster_cpus=float(_cluster_cpus()),
         stop_reason=stop_reason,
+        positive_class=dataset.positive_class,
     )
 
 
@@ -708,19 +710,13 @@ def pick_best(trials: list[TrialRecord], metric: str, mode: str) -> TrialRecord 
 def _test_score(spec: Spec, payload: TrialPayload, splits, best: TrialRecord) -> dict[str, float]:
     """Refit the best configuration on all training rows and score the test rows, once."""
     from tunehouse.models import score
-    from tunehouse.trainable import FoldData
+    from tunehouse.trainable import refit
 
     if splits.X_test is None or spec.task == "clustering":
         return {}
-    f = payload.factory
-    if f.kind == "function":
-        # the test rows are scored, never shown to the fit (no X_valid for early stopping)
-        out = f.target()(dict(best.params), FoldData(splits.X_train, splits.y_train, None, None))
-        if isinstance(out, dict) or not hasattr(out, "predict"):
-            return {}  # a pure objective has nothing to score on the test rows
-        model = out
-    else:
-        model = f.build(best.params).fit(splits.X_train, splits.y_train)
+    model = refit(payload, best.params)
+    if model is None:
+        return {}  # a pure objective has nothing to score on the test rows
     return score(model, splits.X_test, splits.y_test, payload.metrics, task=spec.task, n_classes=payload.n_classes)
 
 

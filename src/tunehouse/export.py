@@ -53,6 +53,7 @@ class _Training:
     fingerprint: str
     verified: bool  # the data was loaded and matched the recorded fingerprint
     rows: dict[str, int]  # train and test rows; empty when the data was not found
+    positive_class: Any = None  # binary classification: the label scored as positive
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -105,13 +106,10 @@ def export(
     # verified always; unpickled only when it is what we export
     model = _checkpoint_model(cat, row, load=not do_refit)
     dataset, splits = _data_if_any(exp, spec, refit=do_refit)
-    from tunehouse.models import make_factory
+    if do_refit:  # the same refit as the run's final one
+        from tunehouse.trainable import make_payload
 
-    if do_refit:
-        factory = make_factory(spec, dataset)
-        if factory.kind != "estimator":
-            raise ExportError("refit needs an estimator; this experiment trains with a function (use --no-refit)")
-        model = factory.build(params).fit(splits.X_train, splits.y_train)
+        model = _refit(exp, spec, make_payload(spec, dataset, splits), params)
     test_metrics = _test_metrics(model, spec, dataset, splits)
     training = _training(exp, spec, dataset, splits)
 
@@ -144,6 +142,30 @@ def _test_metrics(model: Any, spec: Any, dataset: Any, splits: Any) -> dict[str,
 
     return score(model, splits.X_test, splits.y_test, [m.name for m in spec.metrics], task=spec.task,
                  n_classes=len(dataset.classes or []))
+
+
+def _refit(exp: dict[str, Any], spec: Any, payload: Any, params: dict[str, Any]) -> Any:
+    """Refit the chosen configuration on all training rows, as the run's final refit did."""
+    from tunehouse.trainable import refit
+
+    if not spec.model.is_function:
+        return refit(payload, params)
+    from tunehouse.models import add_function_dirs
+
+    spec_path = dict(exp.get("environment") or {}).get("spec_path")
+    add_function_dirs(Path(spec_path).parent if spec_path else None)  # where the run imported it
+    try:
+        model = refit(payload, params)
+    except ImportError as e:
+        raise ExportError(f"cannot import the training function {spec.model.estimator!r}: {e}; export "
+                          "from the spec's folder or put its module on PYTHONPATH (or use --no-refit)") from None
+    except Exception as e:  # the user's function failed: one line, like a failed trial
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ExportError(f"refitting with {spec.model.estimator} failed: {type(e).__name__}: {first}") from None
+    if model is None:
+        raise ExportError(f"{spec.model.estimator} returns only metrics, so there is no model to refit "
+                          "and export")
+    return model
 
 
 def _trial_row(cat: Any, exp: dict[str, Any], trial: str | None, metric: str | None) -> dict[str, Any]:
@@ -262,6 +284,7 @@ def _training(exp: dict[str, Any], spec: Any, dataset: Any, splits: Any) -> _Tra
             fingerprint=dataset.fingerprint,
             verified=True,
             rows={"train": len(splits.X_train), "test": 0 if splits.X_test is None else len(splits.X_test)},
+            positive_class=dataset.positive_class,
         )
     target, classes = exp.get("target"), exp.get("classes")
     return _Training(
@@ -272,7 +295,19 @@ def _training(exp: dict[str, Any], spec: Any, dataset: Any, splits: Any) -> _Tra
         fingerprint=exp["dataset_fingerprint"],
         verified=False,
         rows={},
+        positive_class=_positive_class(exp, classes),
     )
+
+
+def _positive_class(exp: dict[str, Any], classes: Any) -> Any:
+    """The recorded positive class, typed as the labels are (the catalog keeps it as text)."""
+    label = exp.get("positive_class")
+    if not isinstance(label, str):
+        return None
+    for c in json.loads(classes) if isinstance(classes, str) else []:
+        if str(c) == label:
+            return c
+    return label
 
 
 def _resolved(source: str) -> str:
@@ -392,6 +427,7 @@ def _metadata(exp, row, spec, training: _Training, params, refit, test_metrics, 
         "features": training.features,
         "target": training.target,
         "classes": training.classes,
+        "positive_class": training.positive_class,  # classes[1] of a binary target, else None
         "environment": dict(exp.get("environment") or []),
         "spec_hash": exp["spec_hash"],
         "checkpoint": {"uri": row["checkpoint_uri"], "sha256": row.get("checkpoint_sha256")},
@@ -449,7 +485,8 @@ def _card_data(meta: dict[str, Any]) -> list[str]:
     ds, ev, rows = meta["dataset"], meta["evaluation"], meta["dataset"]["rows"]
     clustering = meta["task"] == "clustering"
     lines = [f"- Data: `{ds['source']}`, fingerprint `{ds['fingerprint'][:16]}`, {len(meta['features'])} features"
-             + ("" if clustering else f", target `{meta['target']}`")]
+             + ("" if clustering else f", target `{meta['target']}`")
+             + (f", positive class `{meta['positive_class']!r}`" if meta.get("positive_class") is not None else "")]
     if not rows:
         lines.append("- Rows: not known: the training data was not found at export, so its fingerprint was not "
                      "checked and no test rows were scored")
@@ -691,7 +728,8 @@ def load_export(folder: str | os.PathLike[str]) -> ExportedModel:
 
 #: What an export may ask skops to trust, and which XGBoost classes it may instantiate. The
 #: metadata is not signed, so it cannot widen this list.
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "xgboost.", "tunehouse.models.FoldEnsemble")
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "xgboost.", "tunehouse.models.FoldEnsemble",
+                     "tunehouse.models.FunctionModel")
 _XGB_CLASSES = {"xgboost.sklearn.XGBClassifier", "xgboost.sklearn.XGBRegressor"}
 
 

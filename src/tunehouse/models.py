@@ -166,9 +166,63 @@ class ModelFactory:
     preprocess: Any = None  # spec.Preprocess
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
+    classes: tuple[Any, ...] = ()  # classification: the labels in code order (Dataset.classes)
+    # a training function's module may sit next to the spec or in the driver's working
+    # directory: a worker of a Ray started earlier (a notebook, a second run) has neither on
+    # its PYTHONPATH, so the trial adds them itself
+    import_dirs: tuple[str, ...] = ()
 
     def target(self) -> Any:
+        if self.kind == "function":
+            add_function_dirs(*self.import_dirs)
         return _import(self.path)
+
+    def fit(
+        self,
+        params: dict[str, Any],
+        X_train: pd.DataFrame,
+        y_train: pd.Series | None,
+        X_valid: pd.DataFrame | None = None,
+        y_valid: pd.Series | None = None,
+    ) -> Any:
+        """Fit one configuration on the training rows; ``y`` holds class codes for classification.
+
+        An estimator's pipeline is fitted on (``X_train``, ``y_train``). A training function is
+        called as ``fn(params, FoldData(...))`` with the original labels, and the raw columns
+        or, when the spec sets ``preprocess``, the preprocessing's output (fitted on
+        ``X_train`` only); the validation rows, if given, only go to the function.
+
+        Returns:
+            A fitted model that predicts class codes (a training function's model wrapped in a
+            ``FunctionModel``), or the dict of metrics a training function returned.
+        """
+        if self.kind == "estimator":
+            return self.build(params).fit(X_train, y_train)
+        from tunehouse.trainable import FoldData
+
+        prep = None
+        if self.preprocess is not None:
+            prep = self._preprocessor().set_output(transform="pandas")
+            X_train = prep.fit_transform(X_train)
+            X_valid = prep.transform(X_valid) if X_valid is not None else None
+        data = FoldData(X_train, self._labels(y_train), X_valid, self._labels(y_valid))
+        out = self.target()(dict(params), data)
+        if isinstance(out, dict):
+            return {k: float(v) for k, v in out.items()}
+        if not hasattr(out, "predict"):
+            raise TypeError(
+                f"{self.path} returned {type(out).__name__}; expected a fitted model with predict "
+                "or a dict of metrics"
+            )
+        return FunctionModel(out, self.task, self.classes, prep)
+
+    def _labels(self, y: pd.Series | None) -> pd.Series | None:
+        """Class codes back to the original labels (what a training function is given)."""
+        if y is None or self.task != "classification" or not self.classes:
+            return y
+        import pandas as pd
+
+        return pd.Series(pd.Index(list(self.classes)).take(y.to_numpy()), index=y.index, name=y.name)
 
     def build(self, params: dict[str, Any]):
         """A fresh, unfitted pipeline (preprocessing + estimator) for ``params``."""
@@ -221,13 +275,19 @@ class ModelFactory:
         parts = []
         if self.numeric:
             parts.append(("num", Pipeline(num_steps) if num_steps else "passthrough", list(self.numeric)))
-        if self.categorical:
-            cat = Pipeline(
-                [
-                    ("impute", SimpleImputer(strategy="most_frequent")),
-                    ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                ]
+        if self.categorical and self.kind == "function" and not (p is not None and p.onehot):
+            parts.append(("cat", "passthrough", list(self.categorical)))  # a function takes text as is
+        elif self.categorical:
+            from tunehouse.spec import DEFAULT_MAX_CATEGORIES
+
+            onehot = OneHotEncoder(
+                handle_unknown="ignore",
+                sparse_output=False,
+                # rare categories share one column: a 3,000-category column cannot explode a search
+                max_categories=p.max_categories if p is not None else DEFAULT_MAX_CATEGORIES,
+                min_frequency=p.min_frequency if p is not None else None,
             )
+            cat = Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("onehot", onehot)])
             parts.append(("cat", cat, list(self.categorical)))
         return ColumnTransformer(parts, verbose_feature_names_out=False)
 
@@ -255,7 +315,17 @@ def make_factory(spec: Spec, dataset: Dataset | None) -> ModelFactory:
         preprocess=spec.preprocess,
         numeric=tuple(dataset.numeric) if dataset is not None else (),
         categorical=tuple(dataset.categorical) if dataset is not None else (),
+        classes=tuple(dataset.classes or ()) if dataset is not None else (),
+        import_dirs=(str(spec.base_dir), os.getcwd()) if spec.model.is_function else (),
     )
+
+
+def add_function_dirs(*dirs: str | os.PathLike[str] | None) -> None:
+    """Let a training function next to its spec (``dirs``), or in the working directory, import
+    in this process as it does in the workers (an embedded Ray puts both on their PYTHONPATH)."""
+    for where in (*dirs, os.getcwd()):
+        if where and str(where) not in sys.path:
+            sys.path.append(str(where))
 
 
 def _import(path: str) -> Any:
@@ -485,6 +555,8 @@ def score(
 
 def _transformed(model: Any, X: pd.DataFrame) -> Any:
     """Features as the clusterer saw them (after the pipeline's preprocessing)."""
+    if isinstance(model, FunctionModel):  # its preprocessing, then its own pipeline's
+        return _transformed(model.model, model.features(X))
     steps = getattr(model, "steps", None)
     if steps and len(steps) > 1:
         return model[:-1].transform(X)
@@ -521,3 +593,59 @@ class FoldEnsemble:
 
     def __len__(self) -> int:
         return len(self.models)
+
+
+class FunctionModel:
+    """A training function's fitted model, as tunehouse scores, checkpoints and exports it.
+
+    It takes the raw feature columns (applying the fitted ``preprocess`` first, so the model
+    sees what the function saw) and answers in class codes like every other model here:
+    ``predict`` maps the model's labels to codes, and ``predict_proba`` puts its columns in
+    code order by the model's ``classes_`` (by sorted label order when it has none).
+    """
+
+    def __init__(self, model: Any, task: str, classes: Any = (), prep: Any = None) -> None:
+        self.model, self.task, self.classes, self.prep = model, task, list(classes), prep
+
+    def features(self, X):
+        """The columns as the function's model was given them."""
+        return X if self.prep is None else self.prep.transform(X)
+
+    def predict(self, X):
+        pred = self.model.predict(self.features(X))
+        if self.task != "classification" or not self.classes:
+            return np.asarray(pred)
+        return self._codes(pred)
+
+    @property
+    def predict_proba(self):
+        """Probabilities in code order; absent when the model has none (or is not a classifier)."""
+        if self.task != "classification" or not self.classes or not hasattr(self.model, "predict_proba"):
+            raise AttributeError("predict_proba")
+        return self._predict_proba
+
+    def _predict_proba(self, X):
+        proba = np.asarray(self.model.predict_proba(self.features(X)), dtype=float)
+        order = getattr(self.model, "classes_", None)
+        cols = self._codes(sorted(self.classes) if order is None else order)
+        if proba.ndim != 2 or proba.shape[1] != len(cols):
+            raise ValueError(
+                f"the training function's model gave {proba.shape[-1]} probability columns for "
+                f"{len(cols)} classes (its classes_)"
+            )
+        out = np.zeros((len(proba), len(self.classes)))
+        out[:, cols] = proba
+        return out
+
+    def _codes(self, labels: Any) -> np.ndarray:
+        import pandas as pd
+
+        labels = np.asarray(labels, dtype=object)  # NumPy scalars as Python values (for the message)
+        codes = pd.Index(self.classes).get_indexer(labels)
+        if (codes < 0).any():
+            raise ValueError(
+                f"the training function's model predicted {labels[codes < 0][0]!r}, which is not a label of "
+                f"the target ({', '.join(map(repr, self.classes[:10]))}); fit it on fold.y_train, "
+                "which holds the original labels"
+            )
+        return codes

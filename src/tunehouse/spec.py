@@ -42,6 +42,8 @@ Task = Literal["classification", "regression", "clustering"]
 #: any sensible time budget on one machine).
 MAX_NUM_SAMPLES = 100_000
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: One-hot width cap per text column: a 3,000-category column becomes 50 columns, not 3,000.
+DEFAULT_MAX_CATEGORIES = 50
 
 
 class _Model(BaseModel):
@@ -55,6 +57,14 @@ class DataSpec(_Model):
     path: str | None = Field(None, description="CSV or Parquet file, relative to the spec file.")
     target: str | None = Field(None, description="Target column (required with path).")
     features: list[str] | None = Field(None, description="Feature columns (default: all others).")
+    drop: list[str] | None = Field(
+        None, description="Columns to leave out (identifiers, free text, dates); the rest are features."
+    )
+    positive_class: bool | int | float | str | None = Field(
+        None,
+        description="Binary classification: the label that precision, recall, f1 and roc_auc score "
+        "as positive (default: the later label in sorted order).",
+    )
 
     @field_validator("sklearn")
     @classmethod
@@ -75,6 +85,9 @@ class DataSpec(_Model):
         if self.features is not None and len(set(self.features)) != len(self.features):
             dup = next(f for f in self.features if self.features.count(f) > 1)
             raise ValueError(f"features: column {dup!r} is listed twice")
+        both = [c for c in self.drop or [] if c in (self.features or [])]
+        if both:
+            raise ValueError(f"drop: column {both[0]!r} is also listed in features; keep it in one of them")
         return self
 
 
@@ -97,6 +110,32 @@ class Preprocess(_Model):
     impute: Literal["mean", "median", "most_frequent"] | None = None
     scale: Literal["standard", "minmax", "robust"] | None = None
     onehot: bool = False
+    max_categories: int | None = Field(
+        DEFAULT_MAX_CATEGORIES,
+        ge=2,
+        description="One-hot: at most this many columns per text column, the rarest categories "
+        "grouped into one 'infrequent' column (null: no cap).",
+    )
+    min_frequency: int | float | None = Field(
+        None,
+        description="One-hot: categories seen fewer times (an int) or in a smaller fraction of the "
+        "training rows (a float below 1) are grouped as infrequent.",
+    )
+
+    @field_validator("min_frequency", mode="before")
+    @classmethod
+    def _frequency(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if isinstance(v, int) and v >= 1:
+                return v
+            if 0 < v < 1:
+                return float(v)
+        raise ValueError(
+            f"min_frequency must be a count (an integer >= 1) or a share of the training rows "
+            f"(between 0 and 1), got {v!r}"
+        )
 
 
 class Evaluation(_Model):
@@ -311,12 +350,21 @@ class Spec(_Model):
 
         Fields added later hash as if absent while they hold their defaults (which behave as
         before they existed), so an unchanged spec file keeps the hash the catalog recorded.
+        The one exception in behaviour is the one-hot cap (``preprocess.max_categories``, 50):
+        a text column of more than 50 categories is now capped under the same hash.
         """
         data = self.model_dump(mode="json")
         if self.failure == FailureSpec():
             del data["failure"]
         if self.resources.memory_mb is None:
             del data["resources"]["memory_mb"]
+        for key in ("drop", "positive_class"):
+            if data["data"][key] is None:
+                del data["data"][key]
+        prep = data.get("preprocess")
+        if prep is not None:
+            if prep["max_categories"] == DEFAULT_MAX_CATEGORIES and prep["min_frequency"] is None:
+                del prep["max_categories"], prep["min_frequency"]
         canon = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
 

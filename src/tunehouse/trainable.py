@@ -31,7 +31,13 @@ PARAMS_FILE = "params.json"
 
 @dataclass
 class FoldData:
-    """What a user training function receives: one train/validation split."""
+    """What a user training function receives: one train/validation split.
+
+    ``y_train``/``y_valid`` hold the target's original labels (``"yes"``/``"no"``, not class
+    codes); ``X_train``/``X_valid`` the raw feature columns, or, when the spec sets
+    ``preprocess``, its output as a DataFrame with named columns (fitted on ``X_train`` only).
+    At the final refit ``X_valid``/``y_valid`` are None.
+    """
 
     X_train: pd.DataFrame
     y_train: pd.Series | None
@@ -108,14 +114,10 @@ def evaluate(params: dict[str, Any], p: TrialPayload) -> Outcome:
         X_tr, X_va = p.X.iloc[tr], p.X.iloc[va]
         y_tr = p.y.iloc[tr] if p.y is not None else None
         y_va = p.y.iloc[va] if p.y is not None else None
-        if p.factory.kind == "function":
-            out = p.factory.target()(dict(params), FoldData(X_tr, y_tr, X_va, y_va))
-            if isinstance(out, dict):
-                fold_scores.append({k: float(v) for k, v in out.items()})
-                continue
-            model = out
-        else:
-            model = p.factory.build(params).fit(X_tr, y_tr)
+        model = p.factory.fit(params, X_tr, y_tr, X_va, y_va)
+        if isinstance(model, dict):  # a training function's own metrics (a pure objective)
+            fold_scores.append(model)
+            continue
         models.append(model)
         fold_scores.append(score(model, X_va, y_va, p.metrics, task=p.task, n_classes=p.n_classes))
     metrics = _aggregate(fold_scores)
@@ -126,6 +128,19 @@ def evaluate(params: dict[str, Any], p: TrialPayload) -> Outcome:
     else:
         fitted = FoldEnsemble(models, p.task, p.n_classes)
     return Outcome(metrics, fitted)
+
+
+def refit(p: TrialPayload, params: dict[str, Any]) -> Any | None:
+    """Fit ``params`` on all training rows (``p.X``, ``p.y``), as the run's final refit and a
+    refitting export both do: a training function gets ``X_valid``/``y_valid`` None, so the
+    test rows are only ever scored.
+
+    Returns:
+        A fitted model scorable with ``score`` (class codes), or None when a training function
+        returns only metrics (a pure objective: nothing to score or export).
+    """
+    model = p.factory.fit(params, p.X, p.y)
+    return None if isinstance(model, dict) else model
 
 
 def _aggregate(folds: list[dict[str, float]]) -> dict[str, float]:

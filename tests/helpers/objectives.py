@@ -62,3 +62,42 @@ def allocates(params, data):
         block = np.ones(1500 * 2**20 // 8)
         return {"loss": float(block[0])}
     return {"loss": 0.0}
+
+
+#: What ``records`` was given, call by call (in-process tests only, no Ray).
+SEEN: list = []
+
+
+def records(params, data):
+    """Records the fold it is given, then fits a small pipeline that takes raw or preprocessed
+    columns (text one-hot encoded here when it is still text) on the original labels."""
+    from sklearn.compose import make_column_selector, make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    SEEN.append(data)
+    text = make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore"))
+    prepare = make_column_transformer(
+        (text, make_column_selector(dtype_include=object)),
+        remainder=SimpleImputer(strategy="median"),
+    )
+    model = make_pipeline(prepare, LogisticRegression(C=params.get("C", 1.0), max_iter=500))
+    return model.fit(data.X_train, data.y_train)
+
+
+def fits_booleans(params, data):
+    """A user's mistake: fits on ``y == "yes"`` (booleans), so its model predicts True/False."""
+    from sklearn.dummy import DummyClassifier
+
+    return DummyClassifier(strategy="most_frequent").fit(data.X_train.select_dtypes("number"), data.y_train == "yes")
+
+
+def clusters(params, data):
+    """A clustering function returning its own pipeline (scaling, then k-means)."""
+    from sklearn.cluster import KMeans
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), KMeans(n_clusters=params["k"], n_init=3, random_state=0)).fit(data.X_train)

@@ -57,6 +57,7 @@ EXPERIMENTS = pa.schema(
         ("features", _str_map),  # feature name -> dtype, in training (column) order
         ("target", pa.string()),  # the target column (null for clustering)
         ("classes", pa.string()),  # JSON list of the class labels, in class-index order
+        ("positive_class", pa.string()),  # binary classification: the label scored as positive
     ]
 )
 

@@ -140,6 +140,11 @@ class CatalogWriter:
         return written
 
 
+def _label_text(label: Any) -> str | None:
+    """A class label as the catalog's text column holds it (``1``, ``yes``)."""
+    return None if label is None else str(label)
+
+
 class _DatasetRef:
     """What the recorder needs of a data set, without its rows."""
 
@@ -188,6 +193,7 @@ class ExperimentRecorder:
             "spec_hash": spec.spec_hash,
             "dataset_fingerprint": dataset.fingerprint,
             "dataset_source": dataset.source,
+            "positive_class": _label_text(getattr(dataset, "positive_class", None)),
             "environment": sorted(environment.items()),
             "driver_host": socket.gethostname(),
             "driver_pid": os.getpid(),
