@@ -62,3 +62,11 @@ def allocates(params, data):
         block = np.ones(1500 * 2**20 // 8)
         return {"loss": float(block[0])}
     return {"loss": 0.0}
+
+
+def paced(params, data):
+    """0.3 s per trial, so a small search lasts long enough to be watched from another process."""
+    import time
+
+    time.sleep(0.3)
+    return {"loss": (params["x"] - 2.0) ** 2}
