@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import asdict
 from datetime import datetime, timezone
 
 import pytest
@@ -51,6 +52,17 @@ def test_eta_is_remaining_work_over_the_concurrency_seen():
     assert p.elapsed_s == 25
     assert p.line() == ("[25.0s] 4/10 finished: 4 done, 2 running, 0 failed, 0 early-stopped; "
                         "best accuracy 0.9 (trial t3: x=3); ETA 25.0s")
+
+
+def test_from_the_drivers_trial_records():
+    from tunehouse.driver import TrialRecord
+
+    recs = [TrialRecord("a", "terminated", {"x": 1}, metrics={"loss": 0.5}, started_at=0.0, ended_at=2.0),
+            TrialRecord("b", "error", {"x": 9}, error="ValueError: x too big", started_at=0.0, ended_at=1.0)]
+    rows = [asdict(r) for r in recs] + [{"trial_id": "c", "status": "running", "started_at": 2.0}]
+    p = Progress.from_trials(rows, 5, 0.0, now=3.0, objective="loss", mode="min", experiment_id="e")
+    assert (p.done, p.failed, p.running, p.best_value, p.best_trial_id) == (1, 1, 1, 0.5, "a")
+    assert p.last_failure == "b: ValueError: x too big" and p.eta_s is not None
 
 
 def test_eta_one_at_a_time_and_none_before_a_trial_finished():
@@ -254,11 +266,14 @@ def test_importances_note_when_too_few_or_equal(tmp_path):
     assert "every finished trial has the same accuracy" in text
 
 
-def test_report_reads_an_object_store_catalog(s3_server, tmp_path):
+def test_report_watch_and_compare_read_an_object_store_catalog(s3_server, tmp_path):
     uri = f"s3://tunehouse-test/{uuid.uuid4().hex[:8]}"
     record_experiment(uri, "s3exp", trials(8))
     out = report.build_report(Catalog(uri), ["s3exp"], tmp_path / "s3.html")
     assert "8/8 finished" in out.read_text()
+    lines = io.StringIO()
+    assert report.watch(Catalog(uri), "s3exp", stream=lines) == 0 and "8/8 finished" in lines.getvalue()
+    assert report.compare(Catalog(uri), ["s3exp", "s3exp"])[1]["within_noise"] is True
 
 
 def test_report_and_watch_never_import_ray(tmp_path):

@@ -93,9 +93,11 @@ class Progress:
         """A snapshot from plain trial dicts, the driver's or the catalog's.
 
         Args:
-            trials: one mapping per trial with ``status``, ``objective_value``, ``params``
-                (a dict), ``started_at``, ``ended_at`` (epoch seconds or datetimes, None when
-                unknown), ``error`` and ``trial_id``; missing keys read as None.
+            trials: one mapping per trial with ``status``, ``objective_value`` (or ``metrics``
+                holding ``objective``), ``params`` (a dict), ``started_at``, ``ended_at``
+                (epoch seconds or datetimes, None when unknown), ``error`` and ``trial_id``;
+                missing keys read as None. ``dataclasses.asdict`` of the driver's
+                ``TrialRecord`` fits; a running trial needs only its status and start.
             total: the planned number of trials (None: unknown).
             started_at: when the search started (epoch seconds or a datetime).
             now: the time of the snapshot (default: now).
@@ -109,13 +111,16 @@ class Progress:
         rows = list(trials)
         counts = {"done": 0, "running": 0, "failed": 0, "early_stopped": 0, "stopped": 0}
         best: Mapping[str, Any] | None = None
+        best_value: float | None = None
         last_fail: Mapping[str, Any] | None = None
         for r in rows:
             st = r.get("status")
             counts[_bucket(st)] += 1
             value = _finite(r.get("objective_value"))
-            if st == DONE and value is not None and (best is None or _better(value, best["objective_value"], mode)):
-                best = r
+            if value is None and objective and r.get("metrics"):  # a driver's TrialRecord-like dict
+                value = _finite(dict(r["metrics"]).get(objective))
+            if st == DONE and value is not None and (best_value is None or _better(value, best_value, mode)):
+                best, best_value = r, value
             if st == FAILED and (last_fail is None or _ended(r) >= _ended(last_fail)):
                 last_fail = r
         start = _epoch(started_at)
@@ -125,7 +130,7 @@ class Progress:
         return cls(
             experiment_id=experiment_id, status=status, total=total, elapsed_s=elapsed, eta_s=eta,
             mean_trial_s=mean_s, concurrency=conc, objective=objective, mode=mode, name=name,
-            best_value=None if best is None else float(best["objective_value"]),
+            best_value=best_value,
             best_trial_id=None if best is None else best.get("trial_id"),
             best_params=dict(best.get("params") or {}) if best is not None else {},
             last_failure=None if last_fail is None else _one_line_failure(last_fail),
