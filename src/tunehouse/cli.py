@@ -177,6 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--history", action="store_true", help="every export that held --tag, newest first")
     ex.add_argument("--json", action="store_true", help="print JSON")
 
+    w = catalog_cmd("watch", cmd_watch, "follow a search's progress from the catalog until it ends")
+    w.add_argument("experiment", help="experiment id, id prefix or name")
+    w.add_argument("--interval", type=float, default=2.0, help="seconds between reads of the catalog (default 2)")
+
+    rp = catalog_cmd("report", cmd_report, "write one self-contained HTML report of one or more experiments")
+    rp.add_argument("experiment", nargs="+", help="experiment id(s), id prefix or name; several: overlaid and compared")
+    rp.add_argument("--out", default=None, help="the HTML file (default ./report-<id>.html)")
+
+    cp = catalog_cmd("compare", cmd_compare, "compare experiments side by side: best, spread, cost, data")
+    cp.add_argument("experiment", nargs="+", help="two or more experiment ids, prefixes or names; the first is the reference")
+    cp.add_argument("--json", action="store_true", help="print JSON")
+
     pr = sub.add_parser("predict", help="predict with an export folder (checksums verified)", description=cmd_predict.__doc__)
     pr.add_argument("export", help="an export folder")
     pr.add_argument("--input", required=True, help="CSV or Parquet with the model's feature columns")
@@ -335,11 +347,8 @@ def _print_status(st: dict[str, Any], as_json: bool) -> None:
     print(f"job {st['job_id']}: {st['status']}" + (f" ({st['message']})" if st.get("message") else ""))
     if st.get("experiment_id"):
         print(f"  experiment {st['experiment_id']}: {st.get('experiment_status', 'not recorded yet')}")
-    if "trials_done" in st:
-        total = st.get("trials_total")
-        print(f"  trials {st['trials_done']}/{total if total is not None else '?'} done, {st['trials_failed']} failed")
-        if st.get("best_value") is not None:
-            print(f"  best {st['objective']} {st['best_value']:.6g} (trial {st['best_trial_id']})")
+    if st.get("progress_line"):
+        print(f"  {st['progress_line']}")
     elif st.get("catalog_note"):
         print(f"  {st['catalog_note']}")
 
@@ -567,6 +576,55 @@ def cmd_exports(args: argparse.Namespace) -> int:
     if not df.empty and not args.json:
         df = df[["exported_at", "tag", "current", "experiment_id", "trial_id", "refit", "path"]]
     _print_frame(df, as_json=args.json)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Show a search's progress (trials done / running / failed, ETA, best so far) by reading the
+    catalog until the experiment ends; exit 0 completed (or stopped early with a best trial),
+    1 failed, interrupted or stopped without one, 130 on Ctrl-C of the watcher alone."""
+    from tunehouse.errors import SpecError
+    from tunehouse.report import watch
+
+    if not args.interval > 0:
+        raise SpecError(f"must be > 0 seconds (got {args.interval})", field="--interval")
+    try:
+        return watch(_catalog(args), args.experiment, interval=args.interval)
+    except KeyboardInterrupt:
+        print("watch stopped (Ctrl-C); the search itself goes on", file=sys.stderr)
+        return 130
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write one self-contained HTML file (opens offline) telling experiments' story from the catalog:
+    optimization history, parallel coordinates, importances, slices, learning curves, resource use,
+    top 10, failures, spec, data fingerprint and environment."""
+    from tunehouse.report import build_report
+
+    cat = _catalog(args)
+    out = args.out or f"report-{cat.experiment(args.experiment[0])['experiment_id']}.html"
+    path = build_report(cat, args.experiment, out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare experiments with the first: best value and its fold spread, best params, trials done
+    and failed, CPU-hours, wall time, data fingerprint, and whether the best scores differ by more
+    than the fold-to-fold noise."""
+    from tunehouse.errors import SpecError
+    from tunehouse.report import NOISE_RULE, compare, compare_table, compare_verdict
+
+    if len(args.experiment) < 2:
+        raise SpecError("compare needs at least two experiments", field="experiment")
+    rows = compare(_catalog(args), args.experiment)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    print(compare_table(rows).set_index("").rename_axis(None).to_string())
+    for r in rows[1:]:
+        print(compare_verdict(r, rows[0]))
+    print(f"(fold noise: {NOISE_RULE})")
     return 0
 
 

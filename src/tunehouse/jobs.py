@@ -280,23 +280,24 @@ def _status(jc, job_id: str) -> dict[str, Any]:
 
 
 def progress(catalog: str, experiment_id: str) -> dict[str, Any]:
-    """Trials finished so far, the total the spec asks for, and the best so far (from the catalog)."""
+    """The search's progress in the catalog (``report.Progress``): trials done / total, failures,
+    best so far, and ``progress_line``, the same plain line ``tunehouse watch`` prints."""
     from tunehouse.catalog import Catalog
+    from tunehouse.report import progress_from_catalog
 
     try:
-        cat = Catalog(catalog)
-        exp = cat.experiment(experiment_id)
+        p = progress_from_catalog(Catalog(catalog), experiment_id)
     except Exception as e:  # not written yet, or not reachable from here
         return {"catalog_note": f"no catalog record yet ({_first_line(e)})"}
-    total = _planned_trials(exp.get("spec_text"), exp.get("num_samples"))
     return {
-        "experiment_status": exp.get("status"),
-        "trials_done": int(exp.get("trials_done") or 0),
-        "trials_failed": int(exp.get("trials_failed") or 0),
-        "trials_total": total,
-        "objective": exp.get("objective"),
-        "best_value": exp.get("best_value"),
-        "best_trial_id": exp.get("best_trial_id"),
+        "experiment_status": p.status,
+        "trials_done": p.done,
+        "trials_failed": p.failed,
+        "trials_total": p.total,
+        "objective": p.objective,
+        "best_value": p.best_value,
+        "best_trial_id": p.best_trial_id,
+        "progress_line": p.line(),
     }
 
 
