@@ -576,9 +576,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     for path in args.spec:
         spec = load_spec(path, check=True)
-        print(f"{path}: ok ({spec.task}, {spec.search.algorithm} search, {spec.search.num_samples} samples, "
+        print(f"{path}: ok ({spec.task}, {spec.search.algorithm} search, {_trial_count(spec)}, "
               f"{len(spec.space)} params, objective {spec.mode} {spec.objective.name})")
     return 0
+
+
+def _trial_count(spec: Any) -> str:
+    """``24 trials``, or ``48 trials (24 grid points x 2)`` for a repeated grid."""
+    n = spec.planned_trials
+    text = f"{n} trial{'s' if n != 1 else ''}"
+    repeats = spec.search.num_samples or 1
+    if spec.search.algorithm == "grid" and repeats > 1:
+        text += f" ({n // repeats} grid points x {repeats})"
+    return text
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

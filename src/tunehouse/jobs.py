@@ -301,17 +301,18 @@ def progress(catalog: str, experiment_id: str) -> dict[str, Any]:
 
 
 def _planned_trials(spec_text: str | None, num_samples: Any) -> int | None:
+    """The trial count of a recorded spec with the num_samples the run used (None if unreadable)."""
     if not spec_text:
         return None
     try:
-        from tunehouse.space import grid_size
         from tunehouse.spec import parse_spec
 
         spec = parse_spec(spec_text)
-        n = int(num_samples or spec.search.num_samples or 1)
-        return n * grid_size(spec.space) if spec.search.algorithm == "grid" else n
+        if num_samples:  # what the run used (a --num-samples override included)
+            spec.search.num_samples = int(num_samples)
     except Exception:
         return None
+    return spec.planned_trials
 
 
 def logs(job_id: str, address: str | None = None, *, follow: bool = False) -> Iterator[str]:
