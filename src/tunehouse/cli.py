@@ -62,6 +62,17 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
 
+def _seconds(text: str) -> float:
+    """A positive number of seconds (an argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tunehouse",
@@ -75,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("spec", help="YAML spec, e.g. search_spaces/quickstart.yaml")
     r.add_argument("--catalog", default=None, help="catalog folder or s3:// URI (default ./tunehouse-catalog or $TUNEHOUSE_CATALOG)")
     r.add_argument("--address", default=None, help="Ray cluster to attach to (auto, ray://HOST:10001); default: an embedded local Ray")
+    r.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
     r.add_argument("--num-samples", type=int, default=None, help="override search.num_samples")
     r.add_argument("--experiment-id", default=None, help="use this experiment id (default: NAME-TIME-RANDOM)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -85,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("experiment", help="experiment id, id prefix or name")
     rs.add_argument("--catalog", default=None, help="catalog folder or s3:// URI (default ./tunehouse-catalog or $TUNEHOUSE_CATALOG)")
     rs.add_argument("--address", default=None, help="Ray cluster to attach to; default: an embedded local Ray")
+    rs.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
     rs.add_argument("--json", action="store_true", help="print the result as JSON")
     rs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     rs.set_defaults(func=cmd_resume)
@@ -216,7 +229,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def start():
         try:
-            return run(spec, address=args.address, catalog=args.catalog, experiment_id=args.experiment_id)
+            return run(spec, address=args.address, catalog=args.catalog, experiment_id=args.experiment_id,
+                       connect_timeout=args.connect_timeout)
         except SpecError as e:
             if e.file is None:  # found while loading data or the model: point at the spec
                 raise type(e)(e.reason, file=args.spec, field=e.field,
@@ -231,7 +245,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     kept, unfinished ones run again under their ids, then the rest of the search runs."""
     from tunehouse.driver import resume
 
-    return _search(args, lambda: resume(args.experiment, catalog=args.catalog, address=args.address))
+    return _search(args, lambda: resume(args.experiment, catalog=args.catalog, address=args.address,
+                                        connect_timeout=args.connect_timeout))
 
 
 def _search(args: argparse.Namespace, start: Any) -> int:
