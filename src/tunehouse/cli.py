@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--where", default=None, help='SQL filter over the columns, e.g. "max_depth > 3"')
     t.add_argument("--limit", type=int, default=None, help="at most N rows")
     t.add_argument("--all-columns", action="store_true", help="include every core column")
+    t.add_argument("--errors", action="store_true", help="print each failed trial's id and full traceback")
     t.add_argument("--json", action="store_true", help="print JSON")
 
     b = catalog_cmd("best", cmd_best, "print the best trial of an experiment")
@@ -447,10 +448,14 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
-    """Show an experiment's trials (a column per param and metric) with resource usage."""
+    """Show an experiment's trials (a column per param and metric) with resource usage
+    (--errors: each failed trial's id and full traceback)."""
     cat = _catalog(args)
     exp = cat.experiment(args.experiment)
     df = cat.trials(exp["experiment_id"])
+    if args.errors:
+        _print_errors(df if df.empty or not args.where else _where(df, args.where), as_json=args.json)
+        return 0
     if df.empty:
         _print_frame(df, as_json=args.json)
         return 0
@@ -472,6 +477,26 @@ def cmd_trials(args: argparse.Namespace) -> int:
         df = df.assign(node_id=df.node_id.str[:12])
     _print_frame(df, as_json=args.json)
     return 0
+
+
+def _print_errors(df: Any, *, as_json: bool) -> None:
+    """Each failed trial (status error): its id, its error line and its full traceback."""
+    import pandas as pd
+
+    failed = df[df.status == "error"].sort_values("trial_id") if not df.empty else df
+    rows = [
+        {"trial_id": r["trial_id"], "error": r.get("error"),
+         "error_traceback": None if pd.isna(r.get("error_traceback")) else r.get("error_traceback")}
+        for r in failed.to_dict("records")
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print("(no failed trials)")
+    for i, r in enumerate(rows):
+        print(("\n" if i else "") + f"trial {r['trial_id']} failed: {r['error']}")
+        print(r["error_traceback"] or "(no traceback recorded: written by a tunehouse before they were kept)")
 
 
 def _where(df: Any, expr: str) -> Any:

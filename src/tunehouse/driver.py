@@ -45,6 +45,9 @@ _TUNE_ENV = {
     # finished search; without it KeyboardInterrupt reaches us and the experiment is
     # recorded as interrupted.
     "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    # A failed trial is one line on stderr (the collector's) and its traceback goes to the
+    # catalog; Tune's own traceback per failure made a failing search hundreds of lines.
+    "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
 }
 
 
@@ -65,6 +68,7 @@ class TrialRecord:
     started_at: float | None = None
     ended_at: float | None = None
     attempts: int | None = None  # 1 + the retries it took (failure.max_retries)
+    error_traceback: str | None = None  # a failed trial's full traceback (``error`` is its last line)
 
 
 @dataclass
@@ -874,7 +878,8 @@ def catalog_records(catalog: str, experiment_id: str) -> list[TrialRecord]:
     return [
         TrialRecord(
             trial_id=row.trial_id, status=row.status, params={k: json.loads(v) for k, v in (row.params or [])},
-            metrics=dict(row.metrics or []), error=row.error, checkpoint=row.checkpoint_uri,
+            metrics=dict(row.metrics or []), error=row.error, error_traceback=row.error_traceback,
+            checkpoint=row.checkpoint_uri,
             checkpoint_sha256=row.checkpoint_sha256,
             usage={"node_id": row.node_id, "wall_s": row.wall_s, "cpu_s": row.cpu_s,
                    "peak_rss_mb": row.peak_rss_mb, "pid": None if row.pid is None else int(row.pid)},
@@ -945,6 +950,46 @@ def _error_line(text: str | None) -> str:
         if head.endswith(("Error", "Exception", "Interrupt", "Exit")) and " " not in head:
             return ln[:2000]
     return lines[-1][:2000] if lines else "unknown error"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # Ray colours the task name in its tracebacks
+_TRACEBACK_MAX = 100_000  # characters kept of a trial's traceback (its end: the exception)
+
+
+def _error_text(trial) -> str | None:
+    """A failed trial's traceback as Tune recorded it, without terminal colours (None if gone)."""
+    text = None
+    try:  # the local error file is written before the callbacks run; storage syncs later
+        if trial.error_file and os.path.exists(trial.error_file):
+            with open(trial.error_file, errors="replace") as f:
+                text = f.read()
+        else:
+            text = trial.get_error()
+    except Exception:  # storage may be gone; the status is what matters
+        return None
+    if not text:
+        return None
+    text = _ANSI.sub("", str(text)).strip()
+    return text[-_TRACEBACK_MAX:]
+
+
+def _say(line: str) -> None:
+    """One line on stderr, at once (the driver's progress notes; results go to stdout)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+class _DropTuneNoise(logging.Filter):
+    """Tune's summary of the failed trials at the end (each already had its line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Trials did not complete")
+
+
+def _quiet_tune_logs() -> None:
+    """Silence what Tune prints about failed trials; the collector prints one line each."""
+    tune_log = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, _DropTuneNoise) for f in tune_log.filters):
+        tune_log.addFilter(_DropTuneNoise())
 
 
 def _split_result(result: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
@@ -1109,21 +1154,24 @@ def _make_collector():
                 )
             )
 
+        def setup(self, **info):
+            _quiet_tune_logs()
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            # a failed attempt that failure.max_retries runs again: one line, no traceback
+            line = _error_line(_error_text(trial))
+            _say(f"trial {self._id(trial)} failed (attempt {self._attempts.get(trial.trial_id, 1)}), "
+                 f"retrying: {line}")
+
         def on_trial_error(self, iteration, trials, trial, **info):
             # Only a final failure comes here: a failure that is retried fires on_trial_recover
             # instead (TuneController._process_trial_failure), so each trial gets one final row.
             if self.stopper is not None:
                 self.stopper.trial_failed()
             metrics, usage = _split_result(trial.last_result or {})
-            text = None
-            try:  # the local error file is written before this callback; storage syncs later
-                if trial.error_file and os.path.exists(trial.error_file):
-                    with open(trial.error_file) as f:
-                        text = f.read()
-                else:
-                    text = trial.get_error()
-            except Exception:  # storage may be gone; the status is what matters
-                pass
+            text = _error_text(trial)
+            line = _error_line(text)
+            _say(f"trial {self._id(trial)} failed: {line}")
             self._finish(
                 TrialRecord(
                     trial_id=self._id(trial),
@@ -1131,7 +1179,8 @@ def _make_collector():
                     params=dict(trial.config),
                     metrics=metrics,
                     usage=usage,
-                    error=_error_line(text),
+                    error=line,
+                    error_traceback=text,
                     iterations=(trial.last_result or {}).get("training_iteration"),
                     best_metrics=self._best.pop(trial.trial_id, {}),
                     started_at=self._started.get(trial.trial_id),
