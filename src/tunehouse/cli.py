@@ -25,7 +25,13 @@ def entry() -> None:
     """Console entry point: ``main``, then end the process (and an embedded Ray) at once."""
     global _FAST_EXIT
     _FAST_EXIT = True
-    code = main()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_closed():  # a pipe of something else broke: not the reader's doing
+            raise
+        code = _reader_gone()
     if "ray" in sys.modules:
         from tunehouse.driver import exit_now
 
@@ -33,9 +39,34 @@ def entry() -> None:
     # Everything is written and flushed (catalog parts are fsynced). Skipping interpreter
     # finalization avoids a native thread pool's abort at exit ("terminate called without
     # an active exception", seen once from a `catalog check` with pyarrow 25).
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reading end is closed (poll reports an error)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no fd: assume it is
+        return True
+
+
+def _reader_gone() -> int:
+    """Standard output's reader closed the pipe (``tunehouse best EXP | head -1``): end quietly
+    with exit 0, as ``git log | head`` does. Python's recipe: point stdout at devnull, so that
+    no later flush fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
