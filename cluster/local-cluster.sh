@@ -10,7 +10,9 @@
 # Every node binds 127.0.0.1 (--node-ip-address, --dashboard-host), uses its own ports and
 # the cluster's own --temp-dir under DIR, and token auth (RAY_AUTH_MODE=token). `stop` ends
 # exactly the processes whose command line names this cluster's temp dir (never `ray stop`,
-# which would stop every Ray on the machine). The first worker gets --worker-resources
+# which would stop every Ray on the machine), with the Python that `start` used (the one that
+# runs $RAY, default .venv/bin/ray, else the `ray` on PATH; recorded in DIR/python, it has
+# psutil). The first worker gets --worker-resources
 # (default {"worker_b": 1}) so placement on a custom resource can be tried.
 # Needs ray[default,client] (pip install -e '.[cluster]'). Ray resolves 127.0.0.1 to this
 # host's own interface address for node IPs; nothing leaves the machine either way.
@@ -29,11 +31,12 @@ while [ $# -gt 0 ]; do
 done
 here=$(cd "$(dirname "$0")/.." && pwd)
 ray=${RAY:-$here/.venv/bin/ray}
-[ -x "$ray" ] || ray=$(command -v ray)
+[ -x "$ray" ] || ray=$(command -v ray || true)   # `stop` and `env` need no ray
+need_ray() { [ -n "$ray" ] || { echo "no ray: set RAY=/path/to/bin/ray or put ray on PATH" >&2; exit 2; }; }
 export RAY_AUTH_MODE=token RAY_USAGE_STATS_ENABLED=0
 # Job entrypoints (`tunehouse run`, from `tunehouse submit`) run in a shell the head's Ray
 # starts: put this Python environment first on its PATH, as an image or a venv would be.
-export PATH="$(dirname "$ray"):$PATH"
+[ -z "$ray" ] || export PATH="$(dirname "$ray"):$PATH"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -45,6 +48,7 @@ node_ports() {  # a distinct set of ports for one node
 
 case "$cmd" in
   start)
+    need_ray
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     tmp="$dir/ray"   # our own --temp-dir: how `stop` finds our processes
@@ -55,6 +59,12 @@ case "$cmd" in
       exit 2
     fi
     mkdir -p "$tmp"
+    # `stop` needs a Python with psutil, wherever this script and tunehouse live: the one that
+    # runs this `ray` (its #! line; else the python beside it) has it, as Ray depends on it
+    py=$(head -n1 "$ray" | sed -n 's/^#! *\([^ ]*python[^ ]*\).*/\1/p')
+    [ -x "$py" ] || py=$(dirname "$ray")/python
+    [ -x "$py" ] || py=$(command -v python3)
+    echo "$py" >"$dir/python"
     gcs=$(free_port); dash=$(free_port); client=$(free_port)
     base=$((20000 + RANDOM % 20000))
     # shellcheck disable=SC2046
@@ -89,6 +99,7 @@ ENV
   add-worker)
     # one more worker node in a running cluster (named worker-<n> in `nodes`)
     [ -f "$dir/env" ] || { echo "no cluster in $dir" >&2; exit 2; }
+    need_ray
     dir=$(cd "$dir" && pwd)
     tmp="$dir/ray"
     gcs=$(sed -n 's/^export RAY_ADDRESS=//p' "$dir/env")
@@ -105,9 +116,12 @@ ENV
   stop)
     [ -d "$dir/ray" ] || { echo "no cluster in $dir"; exit 0; }
     tmp=$(cd "$dir/ray" && pwd)
+    py=$(cat "$dir/python" 2>/dev/null || true)   # the Python `start` used
+    [ -x "$py" ] || py=$here/.venv/bin/python      # a cluster started before it was recorded
+    [ -x "$py" ] || py=$(command -v python3)
     # The processes whose command line names our temp dir, and all their descendants (the
     # dashboard's forkserver children and the workers do not name it themselves).
-    "$here/.venv/bin/python" - "$tmp" <<'PY'
+    "$py" - "$tmp" <<'PY'
 import sys, time, psutil
 tmp = sys.argv[1]
 me = psutil.Process()

@@ -25,7 +25,13 @@ def entry() -> None:
     """Console entry point: ``main``, then end the process (and an embedded Ray) at once."""
     global _FAST_EXIT
     _FAST_EXIT = True
-    code = main()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_closed():  # a pipe of something else broke: not the reader's doing
+            raise
+        code = _reader_gone()
     if "ray" in sys.modules:
         from tunehouse.driver import exit_now
 
@@ -33,9 +39,34 @@ def entry() -> None:
     # Everything is written and flushed (catalog parts are fsynced). Skipping interpreter
     # finalization avoids a native thread pool's abort at exit ("terminate called without
     # an active exception", seen once from a `catalog check` with pyarrow 25).
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reading end is closed (poll reports an error)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no fd: assume it is
+        return True
+
+
+def _reader_gone() -> int:
+    """Standard output's reader closed the pipe (``tunehouse best EXP | head -1``): end quietly
+    with exit 0, as ``git log | head`` does. Python's recipe: point stdout at devnull, so that
+    no later flush fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
 
+def _seconds(text: str) -> float:
+    """A positive number of seconds (an argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tunehouse",
@@ -75,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("spec", help="YAML spec, e.g. search_spaces/quickstart.yaml")
     r.add_argument("--catalog", default=None, help="catalog folder or s3:// URI (default ./tunehouse-catalog or $TUNEHOUSE_CATALOG)")
     r.add_argument("--address", default=None, help="Ray cluster to attach to (auto, ray://HOST:10001); default: an embedded local Ray")
+    r.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
     r.add_argument("--num-samples", type=int, default=None, help="override search.num_samples")
     r.add_argument("--experiment-id", default=None, help="use this experiment id (default: NAME-TIME-RANDOM)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -85,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("experiment", help="experiment id, id prefix or name")
     rs.add_argument("--catalog", default=None, help="catalog folder or s3:// URI (default ./tunehouse-catalog or $TUNEHOUSE_CATALOG)")
     rs.add_argument("--address", default=None, help="Ray cluster to attach to; default: an embedded local Ray")
+    rs.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
     rs.add_argument("--json", action="store_true", help="print the result as JSON")
     rs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     rs.set_defaults(func=cmd_resume)
@@ -147,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--where", default=None, help='SQL filter over the columns, e.g. "max_depth > 3"')
     t.add_argument("--limit", type=int, default=None, help="at most N rows")
     t.add_argument("--all-columns", action="store_true", help="include every core column")
+    t.add_argument("--errors", action="store_true", help="print each failed trial's id and full traceback")
     t.add_argument("--json", action="store_true", help="print JSON")
 
     b = catalog_cmd("best", cmd_best, "print the best trial of an experiment")
@@ -229,7 +274,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def start():
         try:
-            return run(spec, address=args.address, catalog=args.catalog, experiment_id=args.experiment_id)
+            return run(spec, address=args.address, catalog=args.catalog, experiment_id=args.experiment_id,
+                       connect_timeout=args.connect_timeout)
         except SpecError as e:
             if e.file is None:  # found while loading data or the model: point at the spec
                 raise type(e)(e.reason, file=args.spec, field=e.field,
@@ -244,7 +290,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     kept, unfinished ones run again under their ids, then the rest of the search runs."""
     from tunehouse.driver import resume
 
-    return _search(args, lambda: resume(args.experiment, catalog=args.catalog, address=args.address))
+    return _search(args, lambda: resume(args.experiment, catalog=args.catalog, address=args.address,
+                                        connect_timeout=args.connect_timeout))
 
 
 def _search(args: argparse.Namespace, start: Any) -> int:
@@ -444,10 +491,14 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
-    """Show an experiment's trials (a column per param and metric) with resource usage."""
+    """Show an experiment's trials (a column per param and metric) with resource usage
+    (--errors: each failed trial's id and full traceback)."""
     cat = _catalog(args)
     exp = cat.experiment(args.experiment)
     df = cat.trials(exp["experiment_id"])
+    if args.errors:
+        _print_errors(df if df.empty or not args.where else _where(df, args.where), as_json=args.json)
+        return 0
     if df.empty:
         _print_frame(df, as_json=args.json)
         return 0
@@ -469,6 +520,26 @@ def cmd_trials(args: argparse.Namespace) -> int:
         df = df.assign(node_id=df.node_id.str[:12])
     _print_frame(df, as_json=args.json)
     return 0
+
+
+def _print_errors(df: Any, *, as_json: bool) -> None:
+    """Each failed trial (status error): its id, its error line and its full traceback."""
+    import pandas as pd
+
+    failed = df[df.status == "error"].sort_values("trial_id") if not df.empty else df
+    rows = [
+        {"trial_id": r["trial_id"], "error": r.get("error"),
+         "error_traceback": None if pd.isna(r.get("error_traceback")) else r.get("error_traceback")}
+        for r in failed.to_dict("records")
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print("(no failed trials)")
+    for i, r in enumerate(rows):
+        print(("\n" if i else "") + f"trial {r['trial_id']} failed: {r['error']}")
+        print(r["error_traceback"] or "(no traceback recorded: written by a tunehouse before they were kept)")
 
 
 def _where(df: Any, expr: str) -> Any:
@@ -661,10 +732,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in args.spec:
         spec = load_spec(path, check=True)
         positive = check_data(spec).positive_class  # the data set validation loaded
-        print(f"{path}: ok ({spec.task}, {spec.search.algorithm} search, {spec.search.num_samples} samples, "
+        print(f"{path}: ok ({spec.task}, {spec.search.algorithm} search, {_trial_count(spec)}, "
               f"{len(spec.space)} params, objective {spec.mode} {spec.objective.name}"
               + (f", positive class {positive!r})" if positive is not None else ")"))
     return 0
+
+
+def _trial_count(spec: Any) -> str:
+    """``24 trials``, or ``48 trials (24 grid points x 2)`` for a repeated grid."""
+    n = spec.planned_trials
+    text = f"{n} trial{'s' if n != 1 else ''}"
+    repeats = spec.search.num_samples or 1
+    if spec.search.algorithm == "grid" and repeats > 1:
+        text += f" ({n // repeats} grid points x {repeats})"
+    return text
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -10,10 +10,12 @@ import contextlib
 import logging
 import math
 import os
+import re
 import sys
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,9 @@ _TUNE_ENV = {
     # finished search; without it KeyboardInterrupt reaches us and the experiment is
     # recorded as interrupted.
     "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    # A failed trial is one line on stderr (the collector's) and its traceback goes to the
+    # catalog; Tune's own traceback per failure made a failing search hundreds of lines.
+    "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
 }
 
 
@@ -63,6 +68,7 @@ class TrialRecord:
     started_at: float | None = None
     ended_at: float | None = None
     attempts: int | None = None  # 1 + the retries it took (failure.max_retries)
+    error_traceback: str | None = None  # a failed trial's full traceback (``error`` is its last line)
 
 
 @dataclass
@@ -163,48 +169,249 @@ def new_experiment_id(name: str) -> str:
 _STARTED_HERE = False  # whether this process started the Ray it is connected to
 
 # -- Ray --------------------------------------------------------------------------------
-def connect(address: str | None, extra_paths: list[str]) -> bool:
+DEFAULT_CONNECT_TIMEOUT_S = 30.0
+
+
+def connect(address: str | None, extra_paths: list[str], *, timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> bool:
     """Start an embedded Ray, or attach to ``address`` / ``RAY_ADDRESS``; True if started here.
 
     With no address this always starts a new embedded Ray (``address="local"``), never a
-    cluster that a ``ray start`` on this machine left behind.
+    cluster that a ``ray start`` on this machine left behind. Attaching is bounded by
+    ``timeout_s``: an address nothing listens on fails at once, and Ray's own connection
+    attempts are cut to fit the timeout (``_connect_budget``). From the CLI, Ctrl-C and
+    SIGTERM end the process at once while it attaches (``_signals_end_connecting``).
     Must run in the main thread: Ray's GCS client is bound to the thread that initialised it.
     (Preloading the model library into workers via ``preload_python_modules`` was measured
     and made runs about 2 s slower: the workers' imports then compete with the driver's.)
     """
     for k, v in _TUNE_ENV.items():
         os.environ.setdefault(k, v)
-    import ray
-
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR, namespace="tunehouse")
     target = address or os.environ.get("RAY_ADDRESS")
-    try:
-        if target:
-            for attempt in range(3):
-                try:
+    attach = bool(target) and target != "local"
+    with _connect_budget(timeout_s) if attach else contextlib.nullcontext():
+        import ray
+
+        if ray.is_initialized():
+            return False
+        kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR, namespace="tunehouse")
+        try:
+            if attach:
+                _attach(ray, target, timeout_s, kwargs)
+                return False
+            if target:  # "local": a new local Ray, as Ray itself starts it
+                ray.init(address=target, **kwargs)
+                return False
+            # Workers of an embedded Ray inherit the driver's environment: let them import a
+            # user's training function that sits next to the spec or in the working directory.
+            paths = [*extra_paths, os.environ.get("PYTHONPATH", "")]
+            os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+            with _minimal_ray():
+                ray.init(address="local", include_dashboard=False, **kwargs)
+            global _STARTED_HERE
+            _STARTED_HERE = True
+            return True
+        except RunError:
+            raise
+        except Exception as e:
+            raise RunError(f"cannot start or reach Ray ({target or 'embedded local Ray'}): {_first_lines(e)}") from e
+
+
+def _first_lines(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return " ".join(lines[:2])[:500] if lines else type(e).__name__
+
+
+def _attach(ray, target: str, timeout_s: float, kwargs: dict[str, Any]) -> None:
+    """``ray.init(address=target)``, failing within about ``timeout_s`` when nothing answers."""
+    endpoint = _endpoint(target)
+    with _signals_end_connecting(target):
+        if endpoint is not None:
+            _check_listening(target, endpoint, timeout_s)
+        for attempt in range(3):
+            try:
+                with _held_stderr(), warnings.catch_warnings():
+                    # Ray Client's timeout warning repeats what our error says
+                    warnings.filterwarnings("ignore", message="Ray Client connection timed out")
                     ray.init(address=target, **kwargs)
-                    return False
-                except ConnectionAbortedError:
-                    # Ray Client's server starts a process per client and gives it 30 s; on a
-                    # loaded head that start can fail once ("Initialization failure from server")
-                    if attempt == 2 or not str(target).startswith("ray://"):
-                        raise
-                    time.sleep(2.0)
-        # Workers of an embedded Ray inherit the driver's environment: let them import a
-        # user's training function that sits next to the spec or in the working directory.
-        paths = [*extra_paths, os.environ.get("PYTHONPATH", "")]
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-        with _minimal_ray():
-            ray.init(address="local", include_dashboard=False, **kwargs)
-        global _STARTED_HERE
-        _STARTED_HERE = True
-        return True
-    except Exception as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        first = " ".join(lines[:2])[:500] if lines else type(e).__name__
-        raise RunError(f"cannot start or reach Ray ({target or 'embedded local Ray'}): {first}") from e
+                return
+            except ConnectionAbortedError:
+                # Ray Client's server starts a process per client and gives it 30 s; on a
+                # loaded head that start can fail once ("Initialization failure from server")
+                if attempt == 2 or not target.startswith("ray://"):
+                    raise
+                time.sleep(2.0)
+            except ConnectionError as e:
+                if endpoint is None:
+                    raise
+                said = _first_lines(e)
+                said = "" if said.startswith("Failed to connect to Ray cluster") else f" ({said})"
+                hint = ("the head's Ray Client port (10001 by default)" if target.startswith("ray://")
+                        else "the cluster's GCS port (6379 by default), or ray://HOST:10001 for Ray Client")
+                raise RunError(
+                    f"cannot connect to Ray at {target} within {timeout_s:g} s: {_hostport(endpoint)} accepts "
+                    f"connections but did not answer as Ray{said}; is it {hint}?"
+                ) from e
+
+
+def _endpoint(target: str) -> tuple[str, int] | None:
+    """The host and port that ``ray.init(address=target)`` connects to, when known here."""
+    from urllib.parse import urlparse
+
+    if target.startswith("ray://"):
+        u = urlparse(target)
+        try:
+            return (u.hostname, u.port or 10001) if u.hostname else None
+        except ValueError:  # a port that is not a number: Ray's own error says so
+            return None
+    try:
+        # what Ray does with it: "auto" -> the cluster ray start recorded (or RAY_ADDRESS),
+        # 127.0.0.1 -> this host's own address
+        from ray._private.services import canonicalize_bootstrap_address
+
+        addr = canonicalize_bootstrap_address(target)
+    except Exception:  # no cluster found for "auto", a malformed address: Ray's error says it
+        return None
+    if not addr:
+        return None
+    host, _, port = addr.rpartition(":")
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        return None
+
+
+def _hostport(endpoint: tuple[str, int]) -> str:
+    host, port = endpoint
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _check_listening(target: str, endpoint: tuple[str, int], timeout_s: float) -> None:
+    """A TCP connect to Ray's address, bounded by the timeout: with nothing listening Ray
+    itself retries for minutes, blocking Ctrl-C meanwhile."""
+    import socket
+
+    try:
+        with socket.create_connection(endpoint, timeout=timeout_s):
+            pass
+    except OSError as e:
+        where = target if target.endswith(_hostport(endpoint)) else f"{target} ({_hostport(endpoint)})"
+        reason = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e) or type(e).__name__)
+        raise RunError(f"cannot reach Ray at {where} within {timeout_s:g} s (nothing listening?): {reason}; "
+                       "start the cluster or check --address (HOST:6379, ray://HOST:10001 or auto)") from None
+
+
+@contextlib.contextmanager
+def _connect_budget(timeout_s: float):
+    """Ray's own connection attempts, cut to fit ``timeout_s``, while attaching.
+
+    To a GCS address Ray makes up to 20 attempts, each waiting 5 s for its channel, 5 s for
+    its pubsub and 30 s for the cluster id: 14 minutes when a port listens but nothing there
+    answers. One attempt with its waits scaled to the timeout fits in it; Ray Client (ray://)
+    makes 3 attempts, each given a third. Ray reads the C++ settings when it is first
+    imported (a Ray imported earlier keeps its own); a variable already set wins. The
+    variables are removed again afterwards (the retry count also governs a local start).
+    """
+    t = max(1, int(timeout_s))
+    budget = {
+        "RAY_gcs_server_port_wait_time_s": "1",  # attempts, about a second apart
+        "RAY_gcs_rpc_server_connect_timeout_s": str(max(1, t // 4)),
+        "RAY_py_gcs_connect_timeout_s": str(max(1, t // 2)),
+        "RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S": str(max(1, t // 3)),
+        "RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S": str(max(1, t // 3)),
+    }
+    added = [k for k in budget if k not in os.environ]
+    os.environ.update({k: budget[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
+_RAY_LOG_LINE = re.compile(r"^(\[\d{4}-\d\d-\d\d [\d:,]+ [DIWEF] \d+ \d+\] |\d{4}-\d\d-\d\d [\d:,]+\t[A-Z]+ )")
+
+
+@contextlib.contextmanager
+def _held_stderr():
+    """Hold what is printed on stderr while Ray connects; if the connection fails, drop Ray's
+    own log lines (a warning per attempt), since the error says it in one line."""
+    import tempfile
+
+    try:
+        ours = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a notebook's or a test's stream
+        ours = False
+    if not ours:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode(errors="replace").splitlines(keepends=True)
+            text = "".join(ln for ln in lines if ok or not _RAY_LOG_LINE.match(ln))
+            if text:
+                sys.stderr.write(text)
+                sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _signals_end_connecting(target: str):
+    """From the CLI, Ctrl-C (exit 130) or SIGTERM (143) while attaching ends the process at once.
+
+    Ray's C++ client blocks the main thread while it connects, and Python runs a signal's
+    handler only once it has the thread back (Ray's timeouts later; a KeyboardInterrupt was
+    lost in its retry loop here). The signal still reaches Python's C-level handler, which
+    writes its number to the wakeup fd: a thread waiting on it ends the process. Nothing has
+    been written to the catalog yet. A notebook keeps its own signal handling.
+    """
+    import select
+    import signal
+    import socket
+
+    if not _SIGTERM_STOPS or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    r, w = socket.socketpair()
+    w.setblocking(False)
+    err = os.dup(2)  # the terminal's stderr, even while ray.init's output is held
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if not select.select([r], [], [], 0.1)[0]:
+                continue
+            for signum in r.recv(64):
+                if signum in (signal.SIGINT, signal.SIGTERM):
+                    what, code = ("interrupted", 130) if signum == signal.SIGINT else ("stopped", 143)
+                    os.write(err, f"{what} while connecting to Ray at {target}; nothing ran\n".encode())
+                    os._exit(code)
+
+    # the watcher acts; Python's own handlers would only run after Ray returns
+    handlers = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old_fd = signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+    watcher = threading.Thread(target=watch, name="tunehouse-connect-signals", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        done.set()
+        watcher.join()
+        r.close()
+        w.close()
+        os.close(err)
 
 
 @contextlib.contextmanager
@@ -354,6 +561,7 @@ def run(
     experiment_id: str | None = None,
     callbacks: list[Any] | None = None,
     resume: ResumePlan | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> RunResult:
     """Run the search a spec describes and return every trial and the best one.
 
@@ -368,11 +576,16 @@ def run(
         callbacks: extra Ray Tune callbacks (the catalog writer is one).
         resume: continue ``experiment_id`` (see ``resume``): finished trials are kept,
             unfinished ones run again under their ids, the rest of the plan runs.
+        connect_timeout: seconds to reach the cluster at ``address`` before failing.
 
     Raises:
         SpecError: bad input found while loading data or the model (nothing has run).
         RunError: Ray could not start, or no trial finished.
     """
+    if not (isinstance(connect_timeout, (int, float)) and 0 < connect_timeout < math.inf):
+        from tunehouse.errors import SpecError
+
+        raise SpecError(f"expected a positive number of seconds, got {connect_timeout!r}", field="--connect-timeout")
     t0 = time.perf_counter()
     phases: dict[str, float] = {}
 
@@ -395,7 +608,7 @@ def run(
 
     prepared = _Background(prepare)
     try:
-        connect(address, [str(spec.base_dir), os.getcwd()])
+        connect(address, [str(spec.base_dir), os.getcwd()], timeout_s=connect_timeout)
         _install_sigterm()  # ray.init replaced it
         phases["ray_start"] = time.perf_counter() - t0
     finally:
@@ -546,6 +759,7 @@ def resume(
     catalog: str | os.PathLike[str] | None = None,
     address: str | None = None,
     callbacks: list[Any] | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> RunResult:
     """Continue an experiment whose driver died or was stopped, from what the catalog holds.
 
@@ -592,7 +806,8 @@ def resume(
             redo.setdefault(config_key(t.params), []).append(t.trial_id)
     plan = ResumePlan(finished=finished, redo=redo, expected_fingerprint=exp.get("dataset_fingerprint"),
                       started_at=exp.get("started_at"))
-    return run(spec, address=address, catalog=uri, experiment_id=exp_id, callbacks=callbacks, resume=plan)
+    return run(spec, address=address, catalog=uri, experiment_id=exp_id, callbacks=callbacks, resume=plan,
+               connect_timeout=connect_timeout)
 
 
 def check_experiment_id(experiment_id: str) -> None:
@@ -665,7 +880,8 @@ def catalog_records(catalog: str, experiment_id: str) -> list[TrialRecord]:
     return [
         TrialRecord(
             trial_id=row.trial_id, status=row.status, params={k: json.loads(v) for k, v in (row.params or [])},
-            metrics=dict(row.metrics or []), error=row.error, checkpoint=row.checkpoint_uri,
+            metrics=dict(row.metrics or []), error=row.error, error_traceback=row.error_traceback,
+            checkpoint=row.checkpoint_uri,
             checkpoint_sha256=row.checkpoint_sha256,
             usage={"node_id": row.node_id, "wall_s": row.wall_s, "cpu_s": row.cpu_s,
                    "peak_rss_mb": row.peak_rss_mb, "pid": None if row.pid is None else int(row.pid)},
@@ -730,6 +946,46 @@ def _error_line(text: str | None) -> str:
         if head.endswith(("Error", "Exception", "Interrupt", "Exit")) and " " not in head:
             return ln[:2000]
     return lines[-1][:2000] if lines else "unknown error"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # Ray colours the task name in its tracebacks
+_TRACEBACK_MAX = 100_000  # characters kept of a trial's traceback (its end: the exception)
+
+
+def _error_text(trial) -> str | None:
+    """A failed trial's traceback as Tune recorded it, without terminal colours (None if gone)."""
+    text = None
+    try:  # the local error file is written before the callbacks run; storage syncs later
+        if trial.error_file and os.path.exists(trial.error_file):
+            with open(trial.error_file, errors="replace") as f:
+                text = f.read()
+        else:
+            text = trial.get_error()
+    except Exception:  # storage may be gone; the status is what matters
+        return None
+    if not text:
+        return None
+    text = _ANSI.sub("", str(text)).strip()
+    return text[-_TRACEBACK_MAX:]
+
+
+def _say(line: str) -> None:
+    """One line on stderr, at once (the driver's progress notes; results go to stdout)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+class _DropTuneNoise(logging.Filter):
+    """Tune's summary of the failed trials at the end (each already had its line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Trials did not complete")
+
+
+def _quiet_tune_logs() -> None:
+    """Silence what Tune prints about failed trials; the collector prints one line each."""
+    tune_log = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, _DropTuneNoise) for f in tune_log.filters):
+        tune_log.addFilter(_DropTuneNoise())
 
 
 def _split_result(result: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
@@ -894,21 +1150,24 @@ def _make_collector():
                 )
             )
 
+        def setup(self, **info):
+            _quiet_tune_logs()
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            # a failed attempt that failure.max_retries runs again: one line, no traceback
+            line = _error_line(_error_text(trial))
+            _say(f"trial {self._id(trial)} failed (attempt {self._attempts.get(trial.trial_id, 1)}), "
+                 f"retrying: {line}")
+
         def on_trial_error(self, iteration, trials, trial, **info):
             # Only a final failure comes here: a failure that is retried fires on_trial_recover
             # instead (TuneController._process_trial_failure), so each trial gets one final row.
             if self.stopper is not None:
                 self.stopper.trial_failed()
             metrics, usage = _split_result(trial.last_result or {})
-            text = None
-            try:  # the local error file is written before this callback; storage syncs later
-                if trial.error_file and os.path.exists(trial.error_file):
-                    with open(trial.error_file) as f:
-                        text = f.read()
-                else:
-                    text = trial.get_error()
-            except Exception:  # storage may be gone; the status is what matters
-                pass
+            text = _error_text(trial)
+            line = _error_line(text)
+            _say(f"trial {self._id(trial)} failed: {line}")
             self._finish(
                 TrialRecord(
                     trial_id=self._id(trial),
@@ -916,7 +1175,8 @@ def _make_collector():
                     params=dict(trial.config),
                     metrics=metrics,
                     usage=usage,
-                    error=_error_line(text),
+                    error=line,
+                    error_traceback=text,
                     iterations=(trial.last_result or {}).get("training_iteration"),
                     best_metrics=self._best.pop(trial.trial_id, {}),
                     started_at=self._started.get(trial.trial_id),

@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -236,22 +237,30 @@ def _user_module(top: str, base: Path) -> Path | None:
 def list_jobs(address: str | None = None, *, everything: bool = False) -> list[dict[str, Any]]:
     """The cluster's jobs, newest first: tunehouse's own, or ``everything``."""
     jc = client(address)
-    rows = []
-    for j in _call(jc.list_jobs, what="listing jobs"):
-        meta = j.metadata or {}
-        if not everything and META_EXPERIMENT not in meta:
-            continue
-        rows.append({
+    return job_rows(_call(jc.list_jobs, what="listing jobs"), everything=everything)
+
+
+def job_rows(jobs: list[Any], *, everything: bool = False) -> list[dict[str, Any]]:
+    """Ray's ``JobDetails`` as the rows of ``jobs list``, newest first; start and end times
+    as UTC datetimes (Ray gives epoch milliseconds), as the other listings show times."""
+    picked = [j for j in jobs if everything or META_EXPERIMENT in (j.metadata or {})]
+    picked.sort(key=lambda j: j.start_time or 0, reverse=True)
+    return [
+        {
             "job_id": j.submission_id or j.job_id,
             "status": str(getattr(j.status, "value", j.status)),
-            "experiment_id": meta.get(META_EXPERIMENT),
-            "spec": meta.get(META_SPEC),
-            "start_time": j.start_time,
-            "end_time": j.end_time,
+            "experiment_id": (j.metadata or {}).get(META_EXPERIMENT),
+            "spec": (j.metadata or {}).get(META_SPEC),
+            "start_time": _utc(j.start_time),
+            "end_time": _utc(j.end_time),
             "message": j.message,
-        })
-    rows.sort(key=lambda r: r["start_time"] or 0, reverse=True)
-    return rows
+        }
+        for j in picked
+    ]
+
+
+def _utc(epoch_ms: int | None) -> datetime | None:
+    return None if not epoch_ms else datetime.fromtimestamp(epoch_ms / 1000, timezone.utc)
 
 
 def status(job_id: str, address: str | None = None) -> dict[str, Any]:
@@ -302,17 +311,18 @@ def progress(catalog: str, experiment_id: str) -> dict[str, Any]:
 
 
 def _planned_trials(spec_text: str | None, num_samples: Any) -> int | None:
+    """The trial count of a recorded spec with the num_samples the run used (None if unreadable)."""
     if not spec_text:
         return None
     try:
-        from tunehouse.space import grid_size
         from tunehouse.spec import parse_spec
 
         spec = parse_spec(spec_text)
-        n = int(num_samples or spec.search.num_samples or 1)
-        return n * grid_size(spec.space) if spec.search.algorithm == "grid" else n
+        if num_samples:  # what the run used (a --num-samples override included)
+            spec.search.num_samples = int(num_samples)
     except Exception:
         return None
+    return spec.planned_trials
 
 
 def logs(job_id: str, address: str | None = None, *, follow: bool = False) -> Iterator[str]:

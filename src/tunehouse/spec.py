@@ -378,6 +378,12 @@ class Spec(_Model):
 
         return metric_mode(self.objective)
 
+    @property
+    def planned_trials(self) -> int:
+        """How many trials the search runs: the grid's points times its repeats (grid), else num_samples."""
+        n = self.search.num_samples or (1 if self.search.algorithm == "grid" else 10)
+        return n * grid_size(self.space) if self.search.algorithm == "grid" else n
+
 
 def override_num_samples(spec: Spec, num_samples: int) -> Spec:
     """``--num-samples N``: the spec with ``search.num_samples`` replaced, validated as the file is.

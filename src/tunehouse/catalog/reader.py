@@ -27,6 +27,7 @@ from tunehouse.catalog.storage import CatalogError, LocalStorage, PartInfo, Stor
 from tunehouse.catalog.writer import ALL, COMPACTED, HEARTBEAT_STALE_S, parquet_bytes, part_name
 
 _MAGIC = b"PAR1"
+_CANDIDATES = 10  # experiments an ambiguous id prefix lists
 
 
 class CatalogWarning(UserWarning):
@@ -126,7 +127,12 @@ class Catalog:
         return df.sort_values("started_at", ascending=False, ignore_index=True)
 
     def experiment(self, experiment: str) -> dict[str, Any]:
-        """One experiment's latest row, by id or by name (the newest of that name)."""
+        """One experiment's latest row: by exact id, by name (the newest of that name), or by
+        an id prefix that matches exactly one experiment.
+
+        Raises:
+            CatalogError: no such experiment, or a prefix that matches several (listed).
+        """
         if "/" not in experiment and experiment != ALL:
             # an exact id reads its own partition and the compacted index, not the catalog
             parts = self.parts("experiments", experiment) + self.parts("experiments", ALL)
@@ -144,6 +150,11 @@ class Catalog:
             hit = df[df.name == experiment]
         if hit.empty:
             hit = df[df.experiment_id.str.startswith(experiment)]
+            if len(hit) > 1:  # newest first: never guess which one was meant
+                shown = ", ".join(hit.experiment_id.head(_CANDIDATES))
+                more = f" and {len(hit) - _CANDIDATES} more" if len(hit) > _CANDIDATES else ""
+                raise CatalogError(f"experiment id prefix {experiment!r} matches {len(hit)} experiments in "
+                                   f"{self.uri}: {shown}{more}; give more of the id, or a name")
         if hit.empty:
             from tunehouse.errors import did_you_mean
 
@@ -408,7 +419,7 @@ def widen(df: pd.DataFrame) -> pd.DataFrame:
     """Core columns, then one column per param and per metric."""
     params = pd.DataFrame([decode_params(p) for p in df["params"]], index=df.index)
     metrics = pd.DataFrame([dict(m or []) for m in df["metrics"]], index=df.index)
-    core = df.drop(columns=["params", "params_num", "metrics", "best_metrics"])
+    core = df.drop(columns=["params", "params_num", "params_text", "metrics", "best_metrics"])
     clash = set(params.columns) & (set(metrics.columns) | set(core.columns))
     params = params.rename(columns={c: f"param_{c}" for c in clash})
     clash = set(metrics.columns) & set(core.columns)

@@ -96,6 +96,8 @@ TRIALS = pa.schema(
         ("updated_at", _ts),
         ("attempts", pa.int64()),  # 1 + retries (failure.max_retries)
         ("memory_mb", pa.float64()),  # memory requested per trial (resources.memory_mb)
+        ("error_traceback", pa.string()),  # a failed trial's full traceback (`error` is its last line)
+        ("params_text", _str_map),  # name -> plain text, for SQL: params_text['max_features'] = 'log2'
     ]
 )
 
@@ -153,6 +155,16 @@ def encode_params(params: dict[str, Any]) -> tuple[list[tuple[str, str]], list[t
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
     ]
     return as_json, numeric
+
+
+def text_params(as_json: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
+    """Params as plain text for SQL, from their JSON pairs (``encode_params``): a string as
+    it is (``log2``), anything else as its JSON text (``3``, ``0.1``, ``true``); null stays null."""
+    out = []
+    for k, text in as_json:
+        v = json.loads(text)
+        out.append((k, v if isinstance(v, str) else None if v is None else text))
+    return out
 
 
 def decode_params(pairs: list[tuple[str, str]] | None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from tunehouse.catalog.schema import (
     encode_params,
     now,
     num_map,
+    text_params,
     to_table,
     ts,
 )
@@ -75,6 +76,7 @@ class CatalogWriter:
         self._last_flush = time.monotonic()
         self._last_beat = 0.0
         self.experiment: dict[str, Any] = {}
+        self._experiment_written: dict[str, Any] = {}  # the fields of the last experiment row added
         self.parts_written = 0
 
     def __getstate__(self) -> dict[str, Any]:
@@ -87,6 +89,7 @@ class CatalogWriter:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["uri"], state["experiment_id"], flush_rows=state["flush_rows"], flush_s=state["flush_s"])
         self.experiment = state["experiment"]
+        self._experiment_written = _progress(self.experiment)
 
     # -- rows -----------------------------------------------------------------------------
     def add(self, table: str, row: dict[str, Any]) -> None:
@@ -101,6 +104,7 @@ class CatalogWriter:
         self.experiment.update(fields)
         self.experiment["heartbeat_at"] = now()
         self.add("experiments", {**self.experiment, "updated_at": now()})
+        self._experiment_written = _progress(self.experiment)
         self._last_beat = time.monotonic()
 
     def pending(self) -> int:
@@ -115,7 +119,13 @@ class CatalogWriter:
             self.flush()
 
     def flush(self) -> int:
-        """Write every buffered row; returns the number of part files written."""
+        """Write every buffered row; returns the number of part files written.
+
+        Trial rows go out with the experiment row as it stands after them (when it changed
+        since the last one), so the experiment's progress and best never lag the trials.
+        """
+        if self.experiment and self._buf["trials"] and _progress(self.experiment) != self._experiment_written:
+            self.set_experiment()
         with self._lock:
             buf, self._buf = self._buf, {k: [] for k in self._buf}
             self._last_flush = time.monotonic()
@@ -143,6 +153,11 @@ class CatalogWriter:
 def _label_text(label: Any) -> str | None:
     """A class label as the catalog's text column holds it (``1``, ``yes``)."""
     return None if label is None else str(label)
+
+
+def _progress(experiment: dict[str, Any]) -> dict[str, Any]:
+    """An experiment row's fields but its timestamps: what a new version of it would change."""
+    return {k: v for k, v in experiment.items() if k not in ("heartbeat_at", "updated_at")}
 
 
 class _DatasetRef:
@@ -265,6 +280,7 @@ class ExperimentRecorder:
             metrics=record.metrics,
             usage=record.usage,
             error=record.error,
+            error_traceback=getattr(record, "error_traceback", None),
             checkpoint=record.checkpoint,
             checkpoint_sha256=record.checkpoint_sha256,
             iterations=record.iterations,
@@ -303,6 +319,7 @@ class ExperimentRecorder:
             "status": status,
             "params": as_json,
             "params_num": numeric,
+            "params_text": text_params(as_json),
             "metrics": num_map(metrics),
             "best_metrics": num_map(kw.get("best_metrics") or metrics),
             "objective": obj,
@@ -321,6 +338,7 @@ class ExperimentRecorder:
             "hostname": usage.get("hostname") or None,
             "pid": int(usage["pid"]) if usage.get("pid") else None,
             "error": kw.get("error"),
+            "error_traceback": kw.get("error_traceback"),
             "checkpoint_uri": self._relative(checkpoint),
             "checkpoint_sha256": kw.get("checkpoint_sha256"),
             "seed": self.spec.seed,
