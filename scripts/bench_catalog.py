@@ -436,12 +436,14 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> dict[str, Any
     return {"ms": statistics.median(runs), "runs_ms": [round(x, 1) for x in runs]}
 
 
-def _spec_stub(n: int) -> SimpleNamespace:
-    return SimpleNamespace(
-        name="bench-append", task="classification", mode="max", seed=7, text="name: bench-append\n",
-        spec_hash=hashlib.sha256(b"bench-append").hexdigest(),
-        search=SimpleNamespace(algorithm="random", sampler=None, num_samples=n),
-        objective=SimpleNamespace(name=OBJECTIVE), resources=SimpleNamespace(cpus=1, gpus=0, memory_mb=None),
+def _run_info(exp_id: str, n: int, fingerprint: str) -> Any:
+    from tunehouse.records import RunInfo
+
+    return RunInfo(
+        experiment_id=exp_id, name="bench-append", task="classification", algorithm="random", sampler=None,
+        objective=OBJECTIVE, mode="max", metric_modes={OBJECTIVE: "max"}, num_samples=n, seed=7,
+        spec_text="name: bench-append\n", spec_hash=hashlib.sha256(b"bench-append").hexdigest(),
+        dataset_fingerprint=fingerprint, dataset_source="data/x.csv", environment=dict(ENVIRONMENT),
     )
 
 
@@ -464,12 +466,11 @@ def append_trials(root: Path, n: int, seed: int) -> dict[str, Any]:
             checkpoint_sha256=r["checkpoint_sha256"], iterations=r["iterations"],
             best_metrics=metrics, error=r["error"],
             started_at=r["started_at"].timestamp(), ended_at=r["ended_at"].timestamp(),
-            attempts=r["attempts"],
+            attempts=r["attempts"], error_traceback=None,
         ))
-    dataset = SimpleNamespace(fingerprint=hashlib.sha256(b"append").hexdigest(), source="data/x.csv")
     t = time.perf_counter()
     writer = CatalogWriter(root, exp_id)
-    rec = ExperimentRecorder(writer, spec=_spec_stub(n), dataset=dataset, environment=ENVIRONMENT)
+    rec = ExperimentRecorder(writer, _run_info(exp_id, n, hashlib.sha256(b"append").hexdigest()))
     rec.start(cluster_cpus=16.0, cluster_nodes=1)
     for r in records:
         rec.trial_started(r.trial_id, r.params, r.started_at)

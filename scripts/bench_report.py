@@ -27,10 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 SPEC = """
 name: bench-report
@@ -49,33 +47,18 @@ space:
 """
 
 
-@dataclass
-class Trial:  # the fields of driver.TrialRecord that the recorder reads
-    trial_id: str
-    status: str
-    params: dict[str, Any]
-    metrics: dict[str, float] = field(default_factory=dict)
-    usage: dict[str, Any] = field(default_factory=dict)
-    checkpoint: str | None = None
-    checkpoint_sha256: str | None = None
-    iterations: int | None = 1
-    best_metrics: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    attempts: int | None = 1
-
-
 def write_experiment(catalog: Path, n: int, reports: int, seed: int = 0) -> str:
     from tunehouse.catalog import Catalog, CatalogWriter, ExperimentRecorder
+    from tunehouse.driver import describe
+    from tunehouse.records import TrialRecord
     from tunehouse.space import sample_points
     from tunehouse.spec import parse_spec
 
     spec = parse_spec(SPEC.format(n=n))
     exp_id = "bench-report-0001"
     writer = CatalogWriter(str(catalog), exp_id)
-    rec = ExperimentRecorder(writer, spec=spec, dataset=SimpleNamespace(fingerprint="f" * 64, source="sklearn:breast_cancer"),
-                             environment={"python": sys.version.split()[0], "host": "bench"})
+    dataset = SimpleNamespace(fingerprint="f" * 64, source="sklearn:breast_cancer")
+    rec = ExperimentRecorder(writer, describe(spec, dataset, exp_id, {"python": sys.version.split()[0], "host": "bench"}))
     rec.start(cluster_cpus=2, cluster_nodes=2)
     rng = random.Random(seed)
     t = time.time() - n * 0.5
@@ -83,7 +66,7 @@ def write_experiment(catalog: Path, n: int, reports: int, seed: int = 0) -> str:
         tid = f"bench_{i:05d}"
         start, wall = t + i * 0.5, 0.4 + rng.random() * 0.6
         score = 0.95 + 0.03 * (1 - abs(params["max_depth"] - 9) / 11) - params["min_impurity_decrease"] + rng.gauss(0, 0.004)
-        trial = Trial(tid, "terminated", params, usage={
+        trial = TrialRecord(tid, "terminated", params, usage={
             "wall_s": wall, "cpu_s": wall * 0.95, "cpu_user_s": wall * 0.9, "cpu_sys_s": wall * 0.05,
             "peak_rss_mb": 250 + params["n_estimators"] * 0.4, "node_id": f"node{i % 2:02d}" + "a" * 50, "pid": 100 + i % 2},
             started_at=start, ended_at=start + wall)

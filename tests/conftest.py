@@ -59,7 +59,7 @@ def s3_server():
 @pytest.fixture(scope="session")
 def ray_session(s3_server):
     """A real local Ray (2 CPUs) shared by the tests that run searches (S3 env inherited)."""
-    from tunehouse.driver import connect
+    from tunehouse.backend import EmbeddedRay
 
     # Workers import test helpers (training functions) from tests/.
     os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
@@ -67,7 +67,7 @@ def ray_session(s3_server):
     os.environ.pop("RAY_ADDRESS", None)
     import ray
 
-    connect(None, [str(TESTS)])
+    EmbeddedRay().start([str(TESTS)])
     yield ray
     # Ray's graceful shutdown stops its processes one by one (about 10 s here); everything of
     # this embedded Ray is a child of this process and nothing in it is needed any more.

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, SPECS, base_spec
-from tunehouse.data import check_data, split
+from tunehouse.data import split
 from tunehouse.errors import DataError, SpecError
-from tunehouse.spec import load_spec, parse_spec
+from tunehouse.spec import parse_spec
 from tunehouse.trainable import evaluate, make_payload
+from tunehouse.validate import load_checked
 
 CHURN = SPECS / "data" / "churn_yes_no.csv"
 IDS = ROOT / "tests" / "data" / "csv" / "ids_and_dates.csv"
@@ -37,8 +38,7 @@ def _scores(spec_path) -> tuple[dict[str, float], dict[str, float], object]:
     """CV metrics of one configuration, and the test metrics of its refit (what `run` reports)."""
     from tunehouse.models import score
 
-    spec = load_spec(spec_path)
-    ds = spec._dataset
+    spec, ds = load_checked(spec_path)
     s = split(ds, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
     p = make_payload(spec, ds, s)
     cv = evaluate({"C": 0.3}, p).metrics
@@ -67,8 +67,7 @@ def test_positive_class_metrics_equal_scikit_learns_with_pos_label(write_spec):
     """positive_class 'no' (the earlier label) is what f1/precision/recall/roc_auc score."""
     from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-    spec = load_spec(write_spec(_churn_spec(write_spec, CHURN, positive_class="no")))
-    ds = spec._dataset
+    spec, ds = load_checked(write_spec(_churn_spec(write_spec, CHURN, positive_class="no")))
     assert ds.classes == ["yes", "no"] and ds.positive_class == "no"
     s = split(ds, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
     p = make_payload(spec, ds, s)
@@ -94,16 +93,16 @@ def test_positive_class_unquoted_yes_no_matches_the_label(write_spec, written, e
         "preprocess: {impute: median, onehot: true}\nmodel: sklearn.tree.DecisionTreeClassifier\n"
         "metrics: [f1]\nsearch: {algorithm: random, num_samples: 2}\nspace:\n  max_depth: [2, 3]\n"
     )
-    assert check_data(load_spec(write_spec(text))).positive_class == expected
+    assert load_checked(write_spec(text))[1].positive_class == expected
 
 
 def test_integer_labels_take_an_integer_or_quoted_positive_class(write_spec):
     for value in (0, "0"):
-        spec = load_spec(write_spec(base_spec(data={"sklearn": "breast_cancer", "positive_class": value})))
-        assert spec._dataset.classes == [1, 0] and spec._dataset.positive_class == 0
-    default = load_spec(write_spec(base_spec(data={"sklearn": "breast_cancer"})))
-    assert default._dataset.positive_class == 1  # the later label in sorted order, as before
-    assert load_spec(write_spec(base_spec()))._dataset.positive_class is None  # iris: 3 classes
+        _, ds = load_checked(write_spec(base_spec(data={"sklearn": "breast_cancer", "positive_class": value})))
+        assert ds.classes == [1, 0] and ds.positive_class == 0
+    _, default = load_checked(write_spec(base_spec(data={"sklearn": "breast_cancer"})))
+    assert default.positive_class == 1  # the later label in sorted order, as before
+    assert load_checked(write_spec(base_spec()))[1].positive_class is None  # iris: 3 classes
 
 
 def test_validate_and_run_summary_show_the_positive_class():
@@ -139,7 +138,7 @@ def test_every_identifier_and_date_column_is_named_in_one_line(write_spec, tmp_p
     frame["notes"] = [f"called on day {i}, said something" for i in range(len(frame))]
     frame["stamp"] = pd.date_range("2024-01-01", periods=len(frame), freq="h").strftime("%Y-%m-%dT%H:%M:%S")
     with pytest.raises(DataError) as info:
-        load_spec(_spec_on(write_spec, frame, tmp_path))
+        load_checked(_spec_on(write_spec, frame, tmp_path))
     msg = str(info.value)
     assert "\n" not in msg and info.value.field == "data.drop"
     for col, why in [("customer_id", "text, unique per row"), ("email", "text, unique per row"),
@@ -149,10 +148,10 @@ def test_every_identifier_and_date_column_is_named_in_one_line(write_spec, tmp_p
     for ok in ("plan", "region", "tenure_months"):
         assert repr(ok) not in msg
     # dropped, the same data validates; named in data.features, a column is taken as asked
-    spec = load_spec(_spec_on(write_spec, frame, tmp_path, drop=["customer_id", "email", "signup_date", "notes", "stamp"]))
-    assert "email" not in spec._dataset.features and "plan" in spec._dataset.categorical
-    spec = load_spec(_spec_on(write_spec, frame, tmp_path, features=["plan", "email", "tenure_months"]))
-    assert spec._dataset.features == ["plan", "email", "tenure_months"]
+    _, ds = load_checked(_spec_on(write_spec, frame, tmp_path, drop=["customer_id", "email", "signup_date", "notes", "stamp"]))
+    assert "email" not in ds.features and "plan" in ds.categorical
+    _, ds = load_checked(_spec_on(write_spec, frame, tmp_path, features=["plan", "email", "tenure_months"]))
+    assert ds.features == ["plan", "email", "tenure_months"]
 
 
 def test_date_dtypes_and_day_first_dates_are_refused_and_small_or_repetitive_text_is_not(write_spec, tmp_path):
@@ -166,18 +165,18 @@ def test_date_dtypes_and_day_first_dates_are_refused_and_small_or_repetitive_tex
         "label": ["a", "b"] * (n // 2),
     })
     with pytest.raises(DataError) as info:
-        load_spec(_spec_on(write_spec, frame, tmp_path, name="d.parquet"))
+        load_checked(_spec_on(write_spec, frame, tmp_path, name="d.parquet"))
     msg = str(info.value)
     assert "'when' (dates), 'day' (dates) look like" in msg and "month" not in msg and "code" not in msg
     small = frame.drop(columns=["when", "day"]).head(20).assign(uid=[f"u{i}" for i in range(20)])
-    assert "uid" in load_spec(_spec_on(write_spec, small, tmp_path, name="s.csv"))._dataset.categorical
+    assert "uid" in load_checked(_spec_on(write_spec, small, tmp_path, name="s.csv"))[1].categorical
 
 
 def test_drop_works_on_builtin_data_sets_too(write_spec):
-    spec = load_spec(write_spec(base_spec(data={"sklearn": "iris", "drop": ["petal width (cm)"]})))
-    assert "petal width (cm)" not in spec._dataset.features and len(spec._dataset.features) == 3
+    _, ds = load_checked(write_spec(base_spec(data={"sklearn": "iris", "drop": ["petal width (cm)"]})))
+    assert "petal width (cm)" not in ds.features and len(ds.features) == 3
     with pytest.raises(DataError, match=r"data.drop: column 'petal widht \(cm\)' not in the data \(did you mean"):
-        load_spec(write_spec(base_spec(data={"sklearn": "iris", "drop": ["petal widht (cm)"]})))
+        load_checked(write_spec(base_spec(data={"sklearn": "iris", "drop": ["petal widht (cm)"]})))
 
 
 def _onehot_width(write_spec, tmp_path, **prep) -> int:
@@ -187,9 +186,9 @@ def _onehot_width(write_spec, tmp_path, **prep) -> int:
                           "label": rng.choice(["a", "b"], n)})
     path = tmp_path / "cities.csv"
     frame.to_csv(path, index=False)
-    spec = load_spec(write_spec(base_spec(data={"path": str(path), "target": "label"},
+    spec, ds = load_checked(write_spec(base_spec(data={"path": str(path), "target": "label"},
                                           preprocess={"onehot": True, **prep})))
-    ds = spec._dataset
+    ds = ds
     assert ds.X["city"].nunique() > 50
     from tunehouse.models import make_factory
 
@@ -228,8 +227,7 @@ def test_new_data_and_preprocess_fields_at_their_defaults_keep_the_spec_hash():
 
 def test_customers_csv_metrics_are_unchanged_by_the_one_hot_cap():
     """The example with text columns scores as it did before the cap (values from commit 29abbd7)."""
-    spec = load_spec(SPECS / "customers_csv.yaml")
-    ds = spec._dataset
+    spec, ds = load_checked(SPECS / "customers_csv.yaml")
     s = split(ds, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
     got = evaluate({"C": 0.003, "class_weight": None, "prep__num__impute__strategy": "mean"},
                    make_payload(spec, ds, s)).metrics
@@ -240,6 +238,6 @@ def test_customers_csv_metrics_are_unchanged_by_the_one_hot_cap():
 
 def test_positive_class_on_a_spec_without_data_is_checked_at_load(write_spec):
     with pytest.raises(SpecError, match="positive_class applies to classification only"):
-        load_spec(write_spec(base_spec(task="clustering", data={"sklearn": "wine", "positive_class": 1},
+        load_checked(write_spec(base_spec(task="clustering", data={"sklearn": "wine", "positive_class": 1},
                                        model="sklearn.cluster.KMeans", metrics=["silhouette"],
                                        space={"n_clusters": [2, 3]})))

@@ -8,9 +8,9 @@ import statistics
 import pytest
 
 from conftest import SPECS, base_spec
+from tunehouse import load_spec
 from tunehouse.driver import run
 from tunehouse.space import contains, grid_points
-from tunehouse.spec import load_spec
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def test_bayes_stays_in_bounds_and_improves(ray_session, tmp_path, write_spec):
 
 def test_usage_is_recorded_per_trial(ray_session, tmp_path):
     spec = load_spec(SPECS / "quickstart.yaml")
-    spec.search.num_samples = 4
+    spec = spec.override({"search.num_samples": 4})
     result = run(spec, catalog=tmp_path)
     node_ids = {n["NodeID"] for n in ray_session.nodes() if n["Alive"]}
     for t in result.trials:
@@ -96,7 +96,7 @@ def test_run_records_experiment_and_trials_in_the_catalog(ray_session, tmp_path)
     from tunehouse.catalog import Catalog
 
     spec = load_spec(SPECS / "quickstart.yaml")
-    spec.search.num_samples = 3
+    spec = spec.override({"search.num_samples": 3})
     result = run(spec, catalog=tmp_path)
     cat = Catalog(tmp_path)
     exp = cat.experiment(result.experiment_id)
@@ -125,7 +125,7 @@ def test_run_on_an_s3_catalog(ray_session, s3_server):
 
     uri = f"s3://tunehouse-test/run-{uuid.uuid4().hex[:6]}"
     spec = load_spec(SPECS / "quickstart.yaml")
-    spec.search.num_samples = 2
+    spec = spec.override({"search.num_samples": 2})
     result = run(spec, catalog=uri)
     cat = Catalog(uri)
     best = cat.best(result.experiment_id)

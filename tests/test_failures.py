@@ -10,10 +10,10 @@ import re
 import pytest
 
 from conftest import base_spec
+from tunehouse import load_spec
 from tunehouse.catalog import Catalog
 from tunehouse.driver import run
 from tunehouse.errors import RunError
-from tunehouse.spec import load_spec
 
 pytestmark = pytest.mark.slow
 

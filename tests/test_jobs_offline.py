@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tunehouse import jobs
-from tunehouse.spec import parse_spec
+from tunehouse.spec import parse_spec, planned_trials
 
 GRID = """
 name: g
@@ -32,9 +32,9 @@ space:
 def test_one_planned_trial_count_for_validate_and_jobs_status(text, num_samples, planned):
     spec = parse_spec(text)
     if num_samples:
-        spec.search.num_samples = num_samples
+        spec = spec.override({"search.num_samples": num_samples})
     assert spec.planned_trials == planned
-    assert jobs._planned_trials(text, num_samples) == planned  # what `jobs status` shows as the total
+    assert planned_trials(text, num_samples) == planned  # what `jobs status` shows as the total
 
 
 def test_jobs_list_rows_show_utc_times_not_epoch_milliseconds():

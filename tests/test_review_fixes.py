@@ -7,10 +7,10 @@ import pytest
 
 from catalog.helpers import record_experiment, trials
 from conftest import base_spec
+from tunehouse import load_spec
 from tunehouse.catalog import Catalog, CatalogError, CatalogWriter
 from tunehouse.catalog.writer import parquet_bytes, part_name
 from tunehouse.errors import DataError, SpecError
-from tunehouse.spec import load_spec
 
 
 def test_custom_metric_needs_a_mode(write_spec):
@@ -79,7 +79,9 @@ def test_bad_catalog_path_fails_before_running(tmp_path):
 # -- review of resume, stops and cluster mode -------------------------------------------------
 def test_bayes_warm_start_takes_a_nan_objective_as_a_failed_trial(write_spec):
     """An uninterrupted run tells Optuna a NaN as a failure; resume crashed with 'values should not contain NaN'."""
-    from tunehouse.driver import TrialRecord, _make_optuna
+    from tunehouse.records import TrialRecord
+    from tunehouse.search import History
+    from tunehouse.search.bayes import study_searcher
 
     spec = load_spec(write_spec(base_spec(
         model="helpers.objectives:quadratic", metrics=[{"name": "loss", "mode": "min"}],
@@ -88,7 +90,7 @@ def test_bayes_warm_start_takes_a_nan_objective_as_a_failed_trial(write_spec):
     done = [TrialRecord("a", "terminated", {"x": 1.0, "y": -1.0}, metrics={"loss": float("nan")}),
             TrialRecord("b", "terminated", {"x": 2.0, "y": -1.0}, metrics={"loss": 0.0}),
             TrialRecord("c", "error", {"x": 3.0, "y": -1.0}, error="ValueError: boom")]
-    searcher = _make_optuna(spec, done, [])
+    searcher = study_searcher(spec, History(finished=done))
     states = sorted(t.state.name for t in searcher._ot_study.trials)
     assert states == ["COMPLETE", "FAIL", "FAIL"]
 

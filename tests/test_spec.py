@@ -30,8 +30,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tunehouse import load_spec  # validating: the data and the model too
 from tunehouse.errors import SpecError, did_you_mean
-from tunehouse.spec import Spec, json_schema, load_spec, parse_spec
+from tunehouse.spec import Spec, json_schema, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD_DIR = ROOT / "tests" / "data" / "bad_specs"

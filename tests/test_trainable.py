@@ -9,13 +9,12 @@ from conftest import SPECS, base_spec
 from tunehouse.data import split
 from tunehouse.driver import _test_score  # noqa: F401  (import check)
 from tunehouse.models import FoldEnsemble
-from tunehouse.spec import load_spec
 from tunehouse.trainable import TrialPayload, _folds, evaluate, make_payload, run_trial
+from tunehouse.validate import load_checked
 
 
 def payload_for(spec_path) -> tuple[TrialPayload, object]:
-    spec = load_spec(spec_path)
-    ds = spec._dataset
+    spec, ds = load_checked(spec_path)
     s = split(ds, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
     return make_payload(spec, ds, s), s
 

@@ -20,10 +20,16 @@ def __getattr__(name):
 
 
 def load_spec(path, *, check=True):
-    """Load and validate a YAML spec (see ``tunehouse.spec.load_spec``)."""
+    """Load a YAML spec (``tunehouse.spec.load_spec``) and, with ``check``, validate it against
+    its data and model (``tunehouse.validate``), as ``tunehouse validate`` does."""
     from tunehouse.spec import load_spec as _load
 
-    return _load(path, check=check)
+    spec = _load(path)
+    if check:
+        from tunehouse.validate import validate
+
+        validate(spec)
+    return spec
 
 
 def run(spec, **kwargs):

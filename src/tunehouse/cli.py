@@ -13,38 +13,51 @@ import json
 import os
 import shlex
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from tunehouse import __version__
 from tunehouse.errors import TunehouseError
 
-_FAST_EXIT = False  # set by the console entry point: the process ends right after the command
+
+@dataclass
+class Session:
+    """What one CLI invocation holds besides its arguments: how Ray was reached, SIGTERM's
+    meaning, and whether the process ends right after the command (the console entry point)."""
+
+    fast_exit: bool = False
+    backend: Any = None  # backend.Backend, once a search reached Ray
+    stop: Any = None  # driver.StopSignal, once a search installed it
+
+    def was_stopped(self, e: BaseException) -> bool:
+        return self.stop is not None and self.stop.was_stopped(e)
+
+    def end(self, code: int) -> None:
+        """End the process at once (with the embedded Ray it started, if any)."""
+        if self.backend is not None:
+            self.backend.exit(code)
+        # Everything is written and flushed (catalog parts are fsynced). Skipping interpreter
+        # finalization avoids a native thread pool's abort at exit ("terminate called without
+        # an active exception", seen once from a `catalog check` with pyarrow 25).
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            code = _reader_gone()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def entry() -> None:
     """Console entry point: ``main``, then end the process (and an embedded Ray) at once."""
-    global _FAST_EXIT
-    _FAST_EXIT = True
+    session = Session(fast_exit=True)
     try:
-        code = main()
+        code = main(session=session)
         sys.stdout.flush()
     except BrokenPipeError:
         if not _stdout_closed():  # a pipe of something else broke: not the reader's doing
             raise
         code = _reader_gone()
-    if "ray" in sys.modules:
-        from tunehouse.driver import exit_now
-
-        exit_now(code)
-    # Everything is written and flushed (catalog parts are fsynced). Skipping interpreter
-    # finalization avoids a native thread pool's abort at exit ("terminate called without
-    # an active exception", seen once from a `catalog check` with pyarrow 25).
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        code = _reader_gone()
-    sys.stderr.flush()
-    os._exit(code)
+    session.end(code)
 
 
 def _stdout_closed() -> bool:
@@ -69,12 +82,13 @@ def _reader_gone() -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, session: Session | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    args.session = session = session or Session()
     try:
         return int(args.func(args) or 0)
     except TunehouseError as e:
@@ -83,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:
-        from tunehouse.driver import was_stopped
-
-        what, code = ("stopped", 143) if was_stopped(e) else ("interrupted", 130)
+        what, code = ("stopped", 143) if session.was_stopped(e) else ("interrupted", 130)
         hint = ""
         if getattr(e, "experiment_id", None):
             hint = f"; continue it with: tunehouse resume {e.experiment_id} --catalog {shlex.quote(e.catalog)}"
@@ -244,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     pr.set_defaults(func=cmd_predict)
 
-    c = sub.add_parser("catalog", help="catalog maintenance: check, compact", description="Catalog maintenance.")
+    c = sub.add_parser("catalog", help="catalog maintenance: check, compact", description="Catalog maintenance: check every part file, compact finished experiments.")
     csub = c.add_subparsers(title="catalog commands", metavar="COMMAND")
     for name, func, help_ in [
         ("check", cmd_catalog_check, "report truncated, foreign or leftover files"),
@@ -263,26 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a grid, random or Bayesian search on an embedded Ray (or --address) and print the best trial."""
     from tunehouse.driver import check_experiment_id, run
-    from tunehouse.errors import SpecError
-    from tunehouse.spec import _line_for, _line_map, load_spec, override_num_samples
+    from tunehouse.spec import load_spec, override_num_samples
 
-    spec = load_spec(args.spec, check=False)
+    spec = load_spec(args.spec)
     if args.num_samples is not None:
         spec = override_num_samples(spec, args.num_samples)
     if args.experiment_id is not None:
         check_experiment_id(args.experiment_id)  # before Ray starts
-
-    def start():
-        try:
-            return run(spec, address=args.address, catalog=args.catalog, experiment_id=args.experiment_id,
-                       connect_timeout=args.connect_timeout)
-        except SpecError as e:
-            if e.file is None:  # found while loading data or the model: point at the spec
-                raise type(e)(e.reason, file=args.spec, field=e.field,
-                              line=_line_for(_line_map(spec.text), e.field)) from None
-            raise
-
-    return _search(args, start)
+    return _search(args, lambda **ray: run(spec, catalog=args.catalog, experiment_id=args.experiment_id, **ray))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -290,23 +290,26 @@ def cmd_resume(args: argparse.Namespace) -> int:
     kept, unfinished ones run again under their ids, then the rest of the search runs."""
     from tunehouse.driver import resume
 
-    return _search(args, lambda: resume(args.experiment, catalog=args.catalog, address=args.address,
-                                        connect_timeout=args.connect_timeout))
+    return _search(args, lambda **ray: resume(args.experiment, catalog=args.catalog, **ray))
 
 
 def _search(args: argparse.Namespace, start: Any) -> int:
-    """Run a search (``start()``), then print its result to the real standard output."""
-    from tunehouse.driver import shutdown, stop_on_sigterm
+    """Run a search (``start(backend=..., stop=...)``), then print its result to the real stdout."""
+    from tunehouse.backend import backend_for
+    from tunehouse.driver import StopSignal
 
-    stop_on_sigterm()
+    session = args.session
+    session.stop = StopSignal()
+    session.stop.install()
+    session.backend = backend_for(args.address, connect_timeout=args.connect_timeout, own_signals=True)
     with _results_stdout() as out:
         try:
-            result = start()
+            result = start(backend=session.backend, stop=session.stop)
         except BaseException:
-            shutdown()
+            session.backend.shutdown()
             raise
-        if not _FAST_EXIT:  # the entry point tears Ray down faster once the output is out
-            shutdown()
+        if not session.fast_exit:  # the entry point tears Ray down faster once the output is out
+            session.backend.shutdown()
         if args.json:
             print(json.dumps(result.to_dict(), indent=2, default=str), file=out)
         else:
@@ -726,12 +729,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate specs: YAML, fields, the model and its parameter names, metrics, and the data."""
-    from tunehouse.data import check_data
     from tunehouse.spec import load_spec
+    from tunehouse.validate import validate
 
     for path in args.spec:
-        spec = load_spec(path, check=True)
-        positive = check_data(spec).positive_class  # the data set validation loaded
+        spec = load_spec(path)
+        positive = validate(spec)[0].positive_class
         print(f"{path}: ok ({spec.task}, {spec.search.algorithm} search, {_trial_count(spec)}, "
               f"{len(spec.space)} params, objective {spec.mode} {spec.objective.name}"
               + (f", positive class {positive!r})" if positive is not None else ")"))

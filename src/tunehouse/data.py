@@ -15,19 +15,10 @@ import numpy as np
 import pandas as pd
 
 from tunehouse.errors import DataError, did_you_mean
+from tunehouse.spec import SKLEARN_DATASETS
 
 if TYPE_CHECKING:  # pragma: no cover
     from tunehouse.spec import Spec
-
-#: Built-in data sets that ship inside scikit-learn (no download).
-SKLEARN_DATASETS = {
-    "iris": "load_iris",
-    "wine": "load_wine",
-    "breast_cancer": "load_breast_cancer",
-    "diabetes": "load_diabetes",
-    "digits": "load_digits",
-}
-
 
 @dataclass
 class Dataset:
@@ -196,11 +187,14 @@ def _check_preprocess(spec: Spec, X: pd.DataFrame, categorical: list[str]) -> No
         )
     numeric_cols = [c for c in X.columns if c not in categorical]
     if X[numeric_cols].isna().any().any() and not (spec.preprocess and spec.preprocess.impute):
-        if spec.model.estimator != "xgboost":
+        from tunehouse.families import FAMILIES, family_for, resolve_shorthand
+
+        if not family_for(resolve_shorthand(spec.model.estimator, spec.task)).handles_missing:
             col = X[numeric_cols].columns[X[numeric_cols].isna().any()][0]
+            takes = " or ".join(f.shorthand for f in FAMILIES.values() if f.handles_missing and f.shorthand)
             raise DataError(
                 f"column {col!r} has missing values; set preprocess.impute (mean, median, "
-                "most_frequent) or use model: xgboost",
+                f"most_frequent) or use a model that takes them (model: {takes})",
                 field="preprocess.impute",
             )
 
@@ -377,16 +371,19 @@ def split(dataset: Dataset, *, task: str, test_size: float, seed: int) -> Splits
     return Splits(X_tr, y_tr, X_te, y_te)
 
 
-def check_data(spec: Spec) -> Dataset:
-    """Load and validate the data once; the driver reuses what validation loaded."""
-    if spec._dataset is None:
-        ds = load_dataset(spec)
-        _check_evaluation(spec, ds)
-        spec._dataset = ds
-    return spec._dataset
+def load_split(spec: Spec) -> tuple[Dataset, Splits]:
+    """Load a spec's data, check its folds are possible, and hold out the test rows: what a run
+    searches on and what an export refits on are the same rows, split the same way.
+
+    Raises:
+        DataError: naming the ``data.*`` or ``evaluation.*`` field and what was expected.
+    """
+    dataset = load_dataset(spec)
+    check_evaluation(spec, dataset)
+    return dataset, split(dataset, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
 
 
-def _check_evaluation(spec: Spec, ds: Dataset) -> None:
+def check_evaluation(spec: Spec, ds: Dataset) -> None:
     """The folds and splits must be possible on these rows (else every trial would fail)."""
     ev = spec.evaluation
     if spec.task == "clustering" or ds.y is None:

@@ -1,7 +1,7 @@
 """A trial -> a self-describing, verifiable export folder, and loading it back.
 
-The folder holds the model in a framework-native format (skops for scikit-learn, XGBoost's
-own UBJ for XGBoost), an MLflow model layout, ``tunehouse.json`` (provenance and the SHA-256
+The folder holds the model in its family's native format (``tunehouse.families``; skops for
+scikit-learn and anything without one), an MLflow model layout, ``tunehouse.json`` (provenance and the SHA-256
 of every file) and ``MODEL_CARD.md``. Loading verifies every checksum before it reads a
 model, and loads skops files with exactly the types recorded at export.
 """
@@ -224,22 +224,21 @@ def _spec(exp: dict[str, Any]) -> Any:
 
     spec = parse_spec(exp["spec_text"], file=f"<spec of {exp['experiment_id']}>")
     if spec.data.path is not None:
-        spec.data.path = exp.get("dataset_source") or ""
+        spec = spec.override({"data.path": exp.get("dataset_source") or ""})
     return spec
 
 
 def _data(exp: dict[str, Any], spec: Any = None):
     """Load the experiment's data (refused if its fingerprint changed) and split it as the run did."""
-    from tunehouse.data import load_dataset, split
+    from tunehouse.data import load_split
 
     spec = spec if spec is not None else _spec(exp)
-    dataset = load_dataset(spec)
+    dataset, splits = load_split(spec)  # the rows and the split the run used
     if dataset.fingerprint != exp["dataset_fingerprint"]:
         raise ExportError(
             f"the data changed since the experiment ran ({dataset.source}: fingerprint "
             f"{dataset.fingerprint[:12]}... != recorded {exp['dataset_fingerprint'][:12]}...); re-run the search"
         )
-    splits = split(dataset, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
     return spec, dataset, splits
 
 
@@ -317,25 +316,30 @@ def _resolved(source: str) -> str:
     return str(Path(source).resolve())
 
 
-def _xgb_step(model: Any) -> Any | None:
+def _native_step(model: Any) -> tuple[Any, Any] | None:
+    """(family, estimator) when a pipeline's estimator has a native format of its family's."""
+    from tunehouse.families import family_for
+
     steps = getattr(model, "steps", None)
-    if steps and type(steps[-1][1]).__module__.startswith("xgboost"):
-        return steps[-1][1]
-    return None
+    if not steps:
+        return None
+    est = steps[-1][1]
+    family = family_for(f"{type(est).__module__}.{type(est).__name__}")
+    return (family, est) if family.native_format else None
 
 
 def _save_model(model: Any, folder: Path, *, joblib_copy: bool) -> dict[str, Any]:
+    """The model in its family's native format (plus the preprocessing in skops), else all skops."""
     import skops.io as sio
 
     formats: dict[str, Any] = {}
-    xgb = _xgb_step(model)
-    if xgb is not None:
-        xgb.save_model(str(folder / "model.ubj"))  # XGBoost's own format
-        skeleton = _without_last_step(model)
-        sio.dump(skeleton, folder / "preprocess.skops")
-        formats["model"] = {"format": "xgboost-ubj", "file": "model.ubj", "class": f"{type(xgb).__module__}.{type(xgb).__name__}",
-                            "preprocess": "preprocess.skops",
-                            "trusted": sio.get_untrusted_types(file=folder / "preprocess.skops")}
+    native = _native_step(model)
+    if native is not None:
+        family, est = native
+        entry = family.save_native(est, folder)
+        sio.dump(_without_last_step(model), folder / "preprocess.skops")
+        entry.update(preprocess="preprocess.skops", trusted=sio.get_untrusted_types(file=folder / "preprocess.skops"))
+        formats["model"] = entry
     else:
         sio.dump(model, folder / "model.skops")
         formats["model"] = {"format": "skops", "file": "model.skops",
@@ -388,13 +392,18 @@ def _pip_requirements(trusted: list[str]) -> list[str]:
 
     MLflow's own inference lists whatever this process has imported (pytest and polars, seen
     once). The skops flavor needs scikit-learn, skops and their NumPy, SciPy and pandas; a model
-    holding XGBoost or tunehouse types (``FoldEnsemble``) needs those too. MLflow adds itself.
+    holding a model family's types (its package) or tunehouse's own (``FoldEnsemble``) needs those too. MLflow adds itself.
     """
     from importlib.metadata import PackageNotFoundError, version
 
+    from tunehouse.families import FAMILIES
+
     needs = ["scikit-learn", "skops", "numpy", "scipy", "pandas"]
-    modules = {str(t).split(".", 1)[0] for t in trusted}
-    needs += [dist for dist in ("xgboost", "tunehouse") if dist in modules]
+    for family in FAMILIES.values():  # a family's package when the model holds its types
+        if family.package and family.package not in needs and any(str(t).startswith(family.trusted) for t in trusted):
+            needs.append(family.package)
+    if any(str(t).startswith("tunehouse.") for t in trusted):
+        needs.append("tunehouse")
     pinned = []
     for dist in needs:
         try:
@@ -726,18 +735,24 @@ def load_export(folder: str | os.PathLike[str]) -> ExportedModel:
         raise ExportError(f"{meta_path}: cannot load the model: {type(e).__name__}: {e}") from None
 
 
-#: What an export may ask skops to trust, and which XGBoost classes it may instantiate. The
-#: metadata is not signed, so it cannot widen this list.
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "xgboost.", "tunehouse.models.FoldEnsemble",
-                     "tunehouse.models.FunctionModel")
-_XGB_CLASSES = {"xgboost.sklearn.XGBClassifier", "xgboost.sklearn.XGBRegressor"}
+#: tunehouse's own types an export may hold (a CV trial's fold models, a training function's model).
+_OWN_TYPES = ("tunehouse.models.FoldEnsemble", "tunehouse.models.FunctionModel")
+
+
+def _trusted_prefixes() -> tuple[str, ...]:
+    """What an export may ask skops to trust: the model families' types and our own. The
+    metadata is not signed, so it cannot widen this list."""
+    from tunehouse.families import trusted_prefixes
+
+    return trusted_prefixes() + _OWN_TYPES
 
 
 def _check_trusted(trusted: list[str], meta_path: Path) -> None:
-    bad = [t for t in trusted if not str(t).startswith(_TRUSTED_PREFIXES)]
+    allowed = _trusted_prefixes()
+    bad = [t for t in trusted if not str(t).startswith(allowed)]
     if bad:
-        raise ExportError(f"{meta_path}: refusing to trust {', '.join(map(repr, bad))} (not scikit-learn, NumPy, "
-                          "SciPy, XGBoost or tunehouse types)")
+        raise ExportError(f"{meta_path}: refusing to trust {', '.join(map(repr, bad))} (only types of "
+                          f"{', '.join(p.rstrip('.') for p in allowed)})")
 
 
 def _check_paths(meta: dict[str, Any], spec: dict[str, Any], meta_path: Path) -> None:
@@ -750,18 +765,17 @@ def _check_paths(meta: dict[str, Any], spec: dict[str, Any], meta_path: Path) ->
 def _load_model(folder: Path, spec: dict[str, Any], meta_path: Path) -> Any:
     import skops.io as sio
 
-    if spec["format"] == "skops":
-        model = sio.load(folder / spec["file"], trusted=spec["trusted"])
-    elif spec["format"] == "xgboost-ubj":
-        import importlib
+    from tunehouse.families import family_of_format
 
-        if spec["class"] not in _XGB_CLASSES:
-            raise ExportError(f"{meta_path}: unexpected XGBoost class {spec['class']!r}")
-        module, _, name = spec["class"].rpartition(".")
-        est = getattr(importlib.import_module(module), name)()
-        est.load_model(str(folder / spec["file"]))
-        model = sio.load(folder / spec["preprocess"], trusted=spec["trusted"])
-        model.steps[-1] = ("model", est)
-    else:
+    if spec["format"] == "skops":
+        return sio.load(folder / spec["file"], trusted=spec["trusted"])
+    family = family_of_format(spec["format"])
+    if family is None:
         raise ExportError(f"{meta_path}: unknown model format {spec['format']!r}")
+    try:
+        est = family.load_native(spec, folder)
+    except ValueError as e:  # the metadata names a class the family does not make
+        raise ExportError(f"{meta_path}: {e}") from None
+    model = sio.load(folder / spec["preprocess"], trusted=spec["trusted"])
+    model.steps[-1] = ("model", est)
     return model

@@ -147,9 +147,10 @@ def submit(
         RunError: the job server cannot be reached or refused the job.
     """
     from tunehouse.driver import DEFAULT_CATALOG, new_experiment_id
-    from tunehouse.spec import load_spec, override_num_samples
+    from tunehouse.spec import override_num_samples
+    from tunehouse.validate import load_checked
 
-    spec = load_spec(spec_path, check=True)  # the same checks as `tunehouse validate`
+    spec, _ = load_checked(spec_path)  # the same checks as `tunehouse validate`
     if num_samples is not None:
         override_num_samples(spec, num_samples)  # the same bounds as the spec's own field
     cat = catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG)
@@ -308,21 +309,6 @@ def progress(catalog: str, experiment_id: str) -> dict[str, Any]:
         "best_trial_id": p.best_trial_id,
         "progress_line": p.line(),
     }
-
-
-def _planned_trials(spec_text: str | None, num_samples: Any) -> int | None:
-    """The trial count of a recorded spec with the num_samples the run used (None if unreadable)."""
-    if not spec_text:
-        return None
-    try:
-        from tunehouse.spec import parse_spec
-
-        spec = parse_spec(spec_text)
-        if num_samples:  # what the run used (a --num-samples override included)
-            spec.search.num_samples = int(num_samples)
-    except Exception:
-        return None
-    return spec.planned_trials
 
 
 def logs(job_id: str, address: str | None = None, *, follow: bool = False) -> Iterator[str]:

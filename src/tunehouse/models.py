@@ -1,158 +1,36 @@
-"""Model families, leakage-free preprocessing pipelines and the metric registry.
+"""Building, checking and scoring the model of a trial: pipelines, the factory, the adapters.
 
-Any scikit-learn-style estimator (by import path), XGBoost, or a user's training function.
+Any estimator with the scikit-learn API (what differs per family, its threads, quiet flags,
+native formats, lives in ``tunehouse.families``), or a user's training function.
 Preprocessing is a step of the model's pipeline, so cross-validation fits it inside every
 fold. This module never talks to Ray.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
-import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from tunehouse.errors import SpecError, did_you_mean
+from tunehouse.families import family_for, init_params, resolve_shorthand
+from tunehouse.metrics import METRICS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from tunehouse.data import Dataset
-    from tunehouse.spec import MetricSpec, Spec
+    from tunehouse.spec import Spec
 
 
-# -- metrics -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Metric:
-    """A named score: which tasks it applies to, its direction, and what it consumes."""
-
-    name: str
-    tasks: frozenset[str]
-    greater_is_better: bool
-    needs: Literal["label", "proba", "cluster", "value"]
-    fn: Callable[..., float]
-
-
-def _avg(n_classes: int) -> str:
-    return "binary" if n_classes == 2 else "macro"
-
-
-def _accuracy(y, p, k):
-    from sklearn.metrics import accuracy_score
-
-    return accuracy_score(y, p)
-
-
-def _balanced_accuracy(y, p, k):
-    from sklearn.metrics import balanced_accuracy_score
-
-    return balanced_accuracy_score(y, p)
-
-
-def _prf(kind: str):
-    def score(y, p, k):
-        from sklearn import metrics
-
-        fn = getattr(metrics, f"{kind}_score")
-        return fn(y, p, average=_avg(k), zero_division=0)
-
-    return score
-
-
-def _roc_auc(y, proba, k):
-    from sklearn.metrics import roc_auc_score
-
-    if k == 2:
-        return roc_auc_score(y, proba[:, 1])
-    return roc_auc_score(y, proba, multi_class="ovr", labels=list(range(k)))
-
-
-def _log_loss(y, proba, k):
-    from sklearn.metrics import log_loss
-
-    return log_loss(y, proba, labels=list(range(k)))
-
-
-def _reg(kind: str):
-    def score(y, p, k):
-        from sklearn import metrics
-
-        if kind == "rmse":
-            return math.sqrt(metrics.mean_squared_error(y, p))
-        fn = {
-            "mse": metrics.mean_squared_error,
-            "mae": metrics.mean_absolute_error,
-            "r2": metrics.r2_score,
-            "mape": metrics.mean_absolute_percentage_error,
-        }[kind]
-        return fn(y, p)
-
-    return score
-
-
-def _cluster(kind: str):
-    def score(X, labels, k):
-        from sklearn import metrics
-
-        if len(np.unique(labels)) < 2 or len(np.unique(labels)) >= len(labels):
-            return float("nan")  # undefined for one cluster (or one point per cluster)
-        fn = {
-            "silhouette": metrics.silhouette_score,
-            "calinski_harabasz": metrics.calinski_harabasz_score,
-            "davies_bouldin": metrics.davies_bouldin_score,
-        }[kind]
-        return fn(X, labels)
-
-    return score
-
-
-_C, _R, _K = frozenset({"classification"}), frozenset({"regression"}), frozenset({"clustering"})
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in [
-        Metric("accuracy", _C, True, "label", _accuracy),
-        Metric("balanced_accuracy", _C, True, "label", _balanced_accuracy),
-        Metric("precision", _C, True, "label", _prf("precision")),
-        Metric("recall", _C, True, "label", _prf("recall")),
-        Metric("f1", _C, True, "label", _prf("f1")),
-        Metric("roc_auc", _C, True, "proba", _roc_auc),
-        Metric("log_loss", _C, False, "proba", _log_loss),
-        Metric("rmse", _R, False, "label", _reg("rmse")),
-        Metric("mse", _R, False, "label", _reg("mse")),
-        Metric("mae", _R, False, "label", _reg("mae")),
-        Metric("mape", _R, False, "label", _reg("mape")),
-        Metric("r2", _R, True, "label", _reg("r2")),
-        Metric("silhouette", _K, True, "cluster", _cluster("silhouette")),
-        Metric("calinski_harabasz", _K, True, "cluster", _cluster("calinski_harabasz")),
-        Metric("davies_bouldin", _K, False, "cluster", _cluster("davies_bouldin")),
-    ]
-}
-
-
-def metric_mode(m: MetricSpec) -> Literal["min", "max"]:
-    """The metric's mode: the spec's if given, else the registry's direction ('max' if unknown)."""
-    if m.mode:
-        return m.mode
-    known = METRICS.get(m.name)
-    return "max" if known is None or known.greater_is_better else "min"
-
-
-def mode_for(metric: str, metrics: list[MetricSpec]) -> Literal["min", "max"]:
-    """A reported metric's direction: its spec entry's mode, else the registry's ('_std' too)."""
-    for m in metrics:
-        if m.name == metric:
-            return metric_mode(m)
-    known = METRICS.get(metric.removesuffix("_std"))
-    return "max" if known is None or known.greater_is_better else "min"
-
-
-# -- model families ------------------------------------------------------------------------
+# -- the model of a trial ------------------------------------------------------------------
 @dataclass
 class ModelFactory:
     """How to build the model of one trial. Picklable: it travels to every trial."""
@@ -197,7 +75,8 @@ class ModelFactory:
             ``FunctionModel``), or the dict of metrics a training function returned.
         """
         if self.kind == "estimator":
-            return self.build(params).fit(X_train, y_train)
+            with self.threads():
+                return self.build(params).fit(X_train, y_train)
         from tunehouse.trainable import FoldData
 
         prep = None
@@ -241,16 +120,14 @@ class ModelFactory:
         return pipe
 
     def _estimator_kwargs(self, cls: type) -> dict[str, Any]:
-        kwargs = dict(self.fixed)
-        names = _init_params(cls)
-        if "random_state" in names and "random_state" not in kwargs:
-            kwargs["random_state"] = self.seed
-        if "n_jobs" in names and "n_jobs" not in kwargs and (self.cpus > 1 or self.path.startswith("xgboost.")):
-            # exactly the trial's CPUs, never all of the node's (XGBoost defaults to all)
-            kwargs["n_jobs"] = self.cpus
-        if self.path.startswith("xgboost.") and "verbosity" not in kwargs:
-            kwargs["verbosity"] = 0
-        return kwargs
+        """The family's defaults for a trial (threads, quiet, seed), then the spec's fixed params."""
+        return {**family_for(self.path).defaults(cls, cpus=self.cpus, seed=self.seed), **self.fixed}
+
+    @contextlib.contextmanager
+    def threads(self) -> Iterator[None]:
+        """Around a fit: the family keeps native thread pools to the trial's CPUs."""
+        with family_for(self.path).threads(self.cpus):
+            yield
 
     def _preprocessor(self):
         p = self.preprocess
@@ -298,10 +175,8 @@ def route_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def estimator_path(spec: Spec) -> str:
-    est = spec.model.estimator
-    if est == "xgboost":
-        return "xgboost.XGBRegressor" if spec.task == "regression" else "xgboost.XGBClassifier"
-    return est
+    """The class a spec's model names (a family's shorthand resolved by task)."""
+    return resolve_shorthand(spec.model.estimator, spec.task)
 
 
 def make_factory(spec: Spec, dataset: Dataset | None) -> ModelFactory:
@@ -341,13 +216,6 @@ def _import(path: str) -> Any:
     except AttributeError:
         names = [n for n in dir(mod) if not n.startswith("_")]
         raise ImportError(f"module {module!r} has no {attr!r}{did_you_mean(attr, names)}") from None
-
-
-def _init_params(cls: type) -> set[str]:
-    try:
-        return set(cls().get_params(deep=False))
-    except Exception:
-        return {p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")}
 
 
 # -- checks at load time ---------------------------------------------------------------------
@@ -395,7 +263,6 @@ def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
         SpecError: naming the field (``model.estimator``, ``space.<name>``, ``metrics.<i>``).
     """
     _check_metrics(spec)
-    _check_sampler(spec)
     target = resolve_model(spec)
     factory = make_factory(spec, dataset)
     if factory.kind == "function":
@@ -403,11 +270,11 @@ def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
     try:
         inst = target(**factory._estimator_kwargs(target))
     except TypeError as e:
-        bad = next((k for k in spec.model.params if k not in _init_params(target)), None)
+        bad = next((k for k in spec.model.params if k not in init_params(target)), None)
         if bad is not None:
             raise SpecError(
                 f"unknown parameter {bad!r} for {target.__name__}"
-                f"{did_you_mean(bad, _init_params(target))}",
+                f"{did_you_mean(bad, init_params(target))}",
                 field=f"model.params.{bad}",
             ) from None
         raise SpecError(f"cannot build {target.__name__}: {e}", field="model.params") from None
@@ -486,21 +353,6 @@ def _check_metrics(spec: Spec) -> None:
                 f"pick the worst model; write mode: {natural} or leave mode out",
                 field=f"metrics.{i}.mode",
             )
-
-
-def _check_sampler(spec: Spec) -> None:
-    if spec.search.algorithm != "bayes":
-        return
-    needs = {"gp": ("torch", "tunehouse[gp]"), "cmaes": ("cmaes", "cmaes")}.get(spec.search.sampler)
-    if needs:
-        try:
-            importlib.import_module(needs[0])
-        except ImportError:
-            raise SpecError(
-                f"sampler {spec.search.sampler!r} needs the {needs[0]} package: "
-                f"pip install '{needs[1]}'",
-                field="search.sampler",
-            ) from None
 
 
 def _check_task(spec: Spec, cls: type, inst: Any) -> None:

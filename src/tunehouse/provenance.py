@@ -8,7 +8,14 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("tunehouse", "ray", "scikit-learn", "xgboost", "optuna", "numpy", "pandas", "pyarrow")
+PACKAGES = ("tunehouse", "ray", "optuna", "numpy", "pandas", "pyarrow")
+
+
+def packages() -> tuple[str, ...]:
+    """The distributions whose versions a result depends on: ours, and every model family's."""
+    from tunehouse.families import FAMILIES
+
+    return PACKAGES + tuple(sorted({f.package for f in FAMILIES.values() if f.package}))
 
 
 def git_commit(where: Path) -> str | None:
@@ -34,7 +41,7 @@ def environment(where: Path | None = None) -> dict[str, str]:
         "platform": platform.platform(),
         "host": socket.gethostname(),
     }
-    for pkg in PACKAGES:
+    for pkg in packages():
         try:
             env[f"package.{pkg}"] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

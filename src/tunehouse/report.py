@@ -206,9 +206,9 @@ def _eta(rows: list[Mapping[str, Any]], total: int | None, horizon: float, *, ru
 # -- from the catalog --------------------------------------------------------------------------
 def planned_total(exp: Mapping[str, Any]) -> int | None:
     """The planned trial count of an experiment row: grid product x repeats, else num_samples."""
-    from tunehouse.jobs import _planned_trials
+    from tunehouse.spec import planned_trials
 
-    return _planned_trials(exp.get("spec_text"), exp.get("num_samples"))
+    return planned_trials(exp.get("spec_text"), exp.get("num_samples"))
 
 
 def progress_from_catalog(catalog: Catalog, experiment: str | Mapping[str, Any], *, now: Any = None) -> Progress:

@@ -1,8 +1,10 @@
-"""The experiment spec: pydantic models of the YAML file and ``load_spec``.
+"""The experiment spec: immutable pydantic models of the YAML file, and ``load_spec``.
 
-Everything a run needs is validated here, when the file loads, never inside a Ray worker.
-Every error names the file, the line when known, the field, what was given and what is
-allowed. This module does not import Ray.
+Everything the file alone decides is validated here, when it loads, never inside a Ray
+worker; the checks that need the data and the model are ``tunehouse.validate``'s. Every
+error names the file, the line when known, the field, what was given and what is allowed.
+A ``Spec`` never changes: an override (``--num-samples``, resume, export) is a new, validated
+``Spec`` (``override``). This module imports neither Ray, nor ``data``, nor ``models``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from pydantic import (
 )
 
 from tunehouse.errors import SpecError, did_you_mean
+from tunehouse.metrics import metric_mode
+from tunehouse.search import ALGORITHMS
+from tunehouse.search.bayes import SAMPLERS
 from tunehouse.space import (
     MAX_GRID_POINTS,
     Domain,
@@ -44,10 +49,21 @@ MAX_NUM_SAMPLES = 100_000
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 #: One-hot width cap per text column: a 3,000-category column becomes 50 columns, not 3,000.
 DEFAULT_MAX_CATEGORIES = 50
+#: Built-in data sets that ship inside scikit-learn (no download): name -> its loader.
+SKLEARN_DATASETS = {
+    "iris": "load_iris",
+    "wine": "load_wine",
+    "breast_cancer": "load_breast_cancer",
+    "diabetes": "load_diabetes",
+    "digits": "load_digits",
+}
+#: ``search.algorithm`` and ``search.sampler`` values: the search registry's, not a copy.
+Algorithm = Literal[tuple(ALGORITHMS)]  # type: ignore[valid-type]
+SamplerName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DataSpec(_Model):
@@ -69,8 +85,6 @@ class DataSpec(_Model):
     @field_validator("sklearn")
     @classmethod
     def _known(cls, v: str | None) -> str | None:
-        from tunehouse.data import SKLEARN_DATASETS
-
         if v is not None and v not in SKLEARN_DATASETS:
             raise ValueError(
                 f"unknown built-in data set {v!r}{did_you_mean(v, SKLEARN_DATASETS)}; expected one of "
@@ -92,10 +106,11 @@ class DataSpec(_Model):
 
 
 class ModelSpec(_Model):
-    """The model: an estimator import path, ``xgboost``, or a training function ``pkg.mod:fn``."""
+    """The model: an estimator import path, a model family's shorthand, or a training function ``pkg.mod:fn``."""
 
     estimator: str = Field(
-        description="sklearn-style estimator import path, 'xgboost', or 'package.module:function'."
+        description="An estimator import path (sklearn.ensemble.RandomForestClassifier), a model family's "
+        "shorthand that picks the class by task (see tunehouse.families), or 'package.module:function'."
     )
     params: dict[str, Any] = Field(default_factory=dict, description="Fixed (untuned) parameters.")
 
@@ -147,13 +162,15 @@ class Evaluation(_Model):
         0.2, ge=0, lt=1, description="Test fraction held out and scored for the best trial only."
     )
 
-    @model_validator(mode="after")
-    def _one_scheme(self) -> Evaluation:
-        if self.cv is not None and self.holdout is not None:
-            raise ValueError("give 'cv' or 'holdout', not both")
-        if self.cv is None and self.holdout is None:
-            self.cv = 3
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _one_scheme(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            if v.get("cv") is not None and v.get("holdout") is not None:
+                raise ValueError("give 'cv' or 'holdout', not both")
+            if v.get("cv") is None and v.get("holdout") is None:
+                v = {**v, "cv": 3}
+        return v
 
 
 class MetricSpec(_Model):
@@ -164,27 +181,30 @@ class MetricSpec(_Model):
 class SearchSpec(_Model):
     """The search strategy."""
 
-    algorithm: Literal["grid", "random", "bayes"]
-    num_samples: int | None = Field(
+    algorithm: Algorithm
+    num_samples: int = Field(
         None,
         ge=1,
         le=MAX_NUM_SAMPLES,
         description="Trials to run (default 10); for grid, repeats of the whole grid (default 1).",
     )
     max_concurrent: int | None = Field(None, ge=1, description="Trials running at once.")
-    sampler: Literal["tpe", "gp", "cmaes", "random"] = Field(
-        "tpe", description="Optuna sampler for algorithm: bayes."
-    )
+    sampler: SamplerName = Field("tpe", description="Optuna sampler for algorithm: bayes.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_samples(cls, v: Any) -> Any:
+        if isinstance(v, dict) and v.get("num_samples") is None:
+            v = {**v, "num_samples": 1 if v.get("algorithm") == "grid" else 10}
+        return v
 
     @model_validator(mode="after")
-    def _default_samples(self) -> SearchSpec:
+    def _sampler_for_bayes(self) -> SearchSpec:
         if "sampler" in self.model_fields_set and self.algorithm != "bayes":
             raise ValueError(
                 f"sampler: a sampler is for algorithm: bayes; {self.algorithm} search has none "
                 "(remove sampler, or use algorithm: bayes)"
             )
-        if self.num_samples is None:
-            self.num_samples = 1 if self.algorithm == "grid" else 10
         return self
 
 
@@ -248,9 +268,9 @@ class Spec(_Model):
     failure: FailureSpec = Field(default_factory=FailureSpec)
     refit: bool = Field(True, description="Exports refit the chosen trial on all training rows.")
 
-    _path: Path | None = PrivateAttr(None)
+    _path: Path | None = PrivateAttr(None)  # the file, resolved (relative data paths start there)
+    _file: str = PrivateAttr("")  # the file as the user named it (what error messages show)
     _text: str = PrivateAttr("")
-    _dataset: Any = PrivateAttr(None)  # the Dataset that validation loaded, reused by the driver
 
     @field_validator("name")
     @classmethod
@@ -286,10 +306,11 @@ class Spec(_Model):
     @model_validator(mode="after")
     def _search_fits_space(self) -> Spec:
         algo = self.search.algorithm
+        discrete = ALGORITHMS[algo].discrete_only
         for name, d in self.space.items():
-            if algo == "grid" and isinstance(d, Uniform):
+            if discrete and isinstance(d, Uniform):
                 raise ValueError(
-                    f"space.{name}: grid search needs discrete values, got a continuous "
+                    f"space.{name}: {algo} search needs discrete values, got a continuous "
                     f"{d.type} domain; use 'grid' values, 'choice' or 'int'"
                 )
             if algo != "grid" and isinstance(d, Grid):
@@ -297,7 +318,7 @@ class Spec(_Model):
                     f"space.{name}: 'grid' values need search.algorithm: grid; use 'choice' "
                     f"for {algo} search"
                 )
-        if algo == "grid" and grid_size(self.space) > MAX_GRID_POINTS:
+        if discrete and grid_size(self.space) > MAX_GRID_POINTS:
             raise ValueError(
                 f"space: the grid has {grid_size(self.space)} points, more than {MAX_GRID_POINTS}"
             )
@@ -305,6 +326,7 @@ class Spec(_Model):
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise ValueError(f"metrics: {dup!r} is listed twice; each metric may be listed once")
+        ALGORITHMS[algo].validate(self)  # what only this algorithm needs (e.g. its sampler's package)
         return self
 
     def override(self, changes: dict[str, Any]) -> Spec:
@@ -326,7 +348,13 @@ class Spec(_Model):
         except ValidationError as e:
             err = _from_validation_error(e, "", "")
             raise SpecError(err.reason, field=err.field) from None
-        new._path, new._text = self._path, self._text
+        new._path, new._file, new._text = self._path, self._file, self._text
+        return new
+
+    def located(self, path: str | Path) -> Spec:
+        """The same spec with relative data paths resolving next to ``path`` (where it once was)."""
+        new = self.model_copy()
+        new._path, new._file, new._text = Path(path), self._file or str(path), self._text
         return new
 
     # -- derived -----------------------------------------------------------------------
@@ -334,6 +362,11 @@ class Spec(_Model):
     def path(self) -> Path | None:
         """The file the spec was loaded from (None when built in Python)."""
         return self._path
+
+    @property
+    def file(self) -> str:
+        """The spec's file as the user named it, for messages (``<spec>`` when built in Python)."""
+        return self._file or "<spec>"
 
     @property
     def base_dir(self) -> Path:
@@ -374,15 +407,32 @@ class Spec(_Model):
 
     @property
     def mode(self) -> Literal["min", "max"]:
-        from tunehouse.models import metric_mode
-
         return metric_mode(self.objective)
 
     @property
+    def metric_modes(self) -> dict[str, str]:
+        """Every listed metric's mode (the spec's, else its direction): plain values for the catalog."""
+        return {m.name: metric_mode(m) for m in self.metrics}
+
+    @property
     def planned_trials(self) -> int:
-        """How many trials the search runs: the grid's points times its repeats (grid), else num_samples."""
-        n = self.search.num_samples or (1 if self.search.algorithm == "grid" else 10)
-        return n * grid_size(self.space) if self.search.algorithm == "grid" else n
+        """How many trials the search runs: the grid's points times its repeats, else num_samples."""
+        n = self.search.num_samples
+        return n * grid_size(self.space) if ALGORITHMS[self.search.algorithm].discrete_only else n
+
+
+def planned_trials(spec_text: str | None, num_samples: Any = None) -> int | None:
+    """The trial count of a recorded spec text with the ``num_samples`` the run used (a
+    ``--num-samples`` override included); None when the text cannot be read."""
+    if not spec_text:
+        return None
+    try:
+        spec = parse_spec(spec_text)
+        if num_samples:
+            spec = spec.override({"search.num_samples": int(num_samples)})
+    except Exception:
+        return None
+    return spec.planned_trials
 
 
 def override_num_samples(spec: Spec, num_samples: int) -> Spec:
@@ -412,13 +462,11 @@ def json_schema() -> dict[str, Any]:
 
 
 # -- loading ------------------------------------------------------------------------------
-def load_spec(path: str | Path, *, check: bool = True) -> Spec:
-    """Load, validate and (with ``check``) resolve a YAML spec.
+def load_spec(path: str | Path) -> Spec:
+    """Load a YAML spec and validate what the file alone decides (no data, no model).
 
-    Args:
-        path: the YAML file.
-        check: also import the model and read the data to check names, columns and metrics
-            against them (what ``tunehouse validate`` does).
+    ``tunehouse.validate.validate`` then checks it against its data and model; the package's
+    own ``tunehouse.load_spec`` does both.
 
     Raises:
         SpecError: with file, line, field and the expected value in its message.
@@ -434,17 +482,7 @@ def load_spec(path: str | Path, *, check: bool = True) -> Spec:
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(f"cannot read: {e}", file=shown) from None
     spec = parse_spec(text, file=shown)
-    spec._path = p.resolve()
-    if check:
-        lines = _line_map(text)
-        try:
-            check_spec(spec)
-        except SpecError as e:
-            if e.file:
-                raise
-            raise type(e)(  # keep the kind (DataError stays DataError)
-                e.reason, file=shown, field=e.field, line=_line_for(lines, e.field)
-            ) from None
+    spec._path, spec._file = p.resolve(), shown
     return spec
 
 
@@ -476,7 +514,7 @@ def parse_spec(text: str, *, file: str = "<spec>") -> Spec:
         raise _from_validation_error(e, text, file) from None
     except (TypeError, ValueError, RecursionError) as e:  # defensive: odd YAML values
         raise SpecError(f"invalid spec: {e}", file=file) from None
-    spec._text = text
+    spec._text, spec._file = text, file
     return spec
 
 
@@ -488,16 +526,15 @@ def _refuse_aliases(text: str) -> None:
             raise SpecError("YAML aliases (*name) are not supported in specs; write the value out", line=line)
 
 
-def check_spec(spec: Spec) -> None:
-    """Cross-checks that need the model and the data (raise ``SpecError`` with a field)."""
-    from tunehouse.data import check_data
-    from tunehouse.models import check_model, resolve_model
-
-    resolve_model(spec)  # first: a wrong model path explains more than the data checks it upsets
-    check_model(spec, check_data(spec))
-
-
 # -- error formatting ----------------------------------------------------------------------
+def locate(err: SpecError, spec: Spec) -> SpecError:
+    """``err`` (raised by a check without a file) pointing at the spec's file and line."""
+    if err.file:
+        return err
+    line = _line_for(_line_map(spec.text), err.field) if spec._text else None
+    return type(err)(err.reason, file=spec.file, field=err.field, line=line)  # a DataError stays one
+
+
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.]*): (.*)$", re.S)
 _TAGS = {"uniform", "loguniform", "int", "choice", "grid", "str", "dict[str,any]"}
 

@@ -105,7 +105,8 @@ def evaluate(params: dict[str, Any], p: TrialPayload) -> Outcome:
     """
     if p.task == "clustering" and p.factory.kind == "estimator":
         model = p.factory.build(params)
-        labels = model.fit_predict(p.X) if hasattr(model, "fit_predict") else model.fit(p.X).predict(p.X)
+        with p.factory.threads():
+            labels = model.fit_predict(p.X) if hasattr(model, "fit_predict") else model.fit(p.X).predict(p.X)
         return Outcome(score(model, p.X, None, p.metrics, task=p.task, n_classes=0, labels=labels), model)
 
     fold_scores: list[dict[str, float]] = []

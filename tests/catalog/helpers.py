@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
 from tunehouse.catalog import CatalogWriter, ExperimentRecorder
+from tunehouse.driver import describe
+from tunehouse.records import TrialRecord
 from tunehouse.spec import parse_spec
 
 SPEC = """
@@ -21,21 +22,21 @@ space: {{max_depth: {{type: int, low: 1, high: 9}}}}
 """
 
 
-@dataclass
-class FakeTrial:  # the fields of driver.TrialRecord the recorder reads
-    trial_id: str
-    status: str
-    params: dict[str, Any]
-    metrics: dict[str, float] = field(default_factory=dict)
-    usage: dict[str, Any] = field(default_factory=dict)
-    checkpoint: str | None = None
-    checkpoint_sha256: str | None = None
-    iterations: int | None = 1
-    best_metrics: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    attempts: int | None = 1
+def FakeTrial(*args: Any, iterations: int | None = 1, attempts: int | None = 1, **kw: Any) -> TrialRecord:
+    """A ``TrialRecord`` as a trial of the driver's ends: one report, one attempt."""
+    return TrialRecord(*args, iterations=iterations, attempts=attempts, **kw)
+
+
+def plain_duckdb(sql: str) -> str:
+    """What ``print(duckdb.sql(sql).fetchall())`` prints in a process without tunehouse or Ray."""
+    import subprocess
+    import sys
+
+    code = (f"import duckdb, sys\nrows = duckdb.sql({sql!r}).fetchall()\n"
+            "assert 'tunehouse' not in sys.modules and 'ray' not in sys.modules\nprint(rows)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
 
 
 def record_experiment(uri: str, exp_id: str, trials: list[FakeTrial], *, name: str = "exp",
@@ -43,8 +44,8 @@ def record_experiment(uri: str, exp_id: str, trials: list[FakeTrial], *, name: s
                       fingerprint: str = "fp0") -> ExperimentRecorder:
     spec = parse_spec(SPEC.format(name=name, metric=metric, n=max(1, len(trials))))
     writer = CatalogWriter(uri, exp_id, flush_rows=flush_rows, flush_s=3600)
-    rec = ExperimentRecorder(writer, spec=spec, dataset=SimpleNamespace(fingerprint=fingerprint, source="sklearn:iris"),
-                             environment={"python": "3"})
+    dataset = SimpleNamespace(fingerprint=fingerprint, source="sklearn:iris")
+    rec = ExperimentRecorder(writer, describe(spec, dataset, exp_id, {"python": "3"}))
     rec.start(cluster_cpus=2, cluster_nodes=1)
     for t in trials:
         t.started_at = t.started_at or time.time()

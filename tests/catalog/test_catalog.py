@@ -10,7 +10,7 @@ from tunehouse.catalog import Catalog, CatalogError, CatalogWarning, open_storag
 from tunehouse.catalog.schema import EXPERIMENTS, TRIALS
 from tunehouse.catalog.writer import parquet_bytes, part_name
 
-from .helpers import FakeTrial, record_experiment, trials
+from .helpers import FakeTrial, plain_duckdb, record_experiment, trials
 
 
 def test_roundtrip_wide_trials_and_best(catalog_uri):
@@ -196,21 +196,12 @@ def test_catalog_wide_compaction_builds_one_experiments_index(catalog_uri):
 
 def test_duckdb_reads_the_catalog_without_tunehouse(tmp_path):
     """The README's snippet, in a process that imports neither tunehouse nor Ray."""
-    import subprocess
-    import sys
 
     uri = str(tmp_path / "c")
     record_experiment(uri, "e1", trials(5))
-    code = (
-        "import duckdb, sys\n"
-        f"rows = duckdb.sql(\"select trial_id, objective_value from read_parquet('{uri}/trials/**/*.parquet', "
-        "hive_partitioning=true) where status = 'terminated' order by objective_value desc limit 2\").fetchall()\n"
-        "assert 'tunehouse' not in sys.modules and 'ray' not in sys.modules\n"
-        "print(rows)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[('t0004', 0.8), ('t0003', 0.6)]"
+    rows = plain_duckdb(f"select trial_id, objective_value from read_parquet('{uri}/trials/**/*.parquet', "
+                        "hive_partitioning=true) where status = 'terminated' order by objective_value desc limit 2")
+    assert rows == "[('t0004', 0.8), ('t0003', 0.6)]"
 
 
 def test_parts_written_before_the_failure_columns_read_as_nulls(catalog_uri):

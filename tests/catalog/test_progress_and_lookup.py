@@ -5,9 +5,6 @@ Written by the real writer and recorder, read back as a user would (no Ray).
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -16,7 +13,7 @@ from tunehouse.catalog import Catalog, CatalogError
 from tunehouse.catalog.schema import TRIALS
 from tunehouse.catalog.writer import parquet_bytes, part_name
 
-from .helpers import FakeTrial, record_experiment, trials
+from .helpers import FakeTrial, plain_duckdb, record_experiment, trials
 
 
 def test_every_flush_of_trials_refreshes_the_experiments_progress_and_best(catalog_uri):
@@ -63,16 +60,9 @@ def test_params_text_in_plain_duckdb_without_tunehouse(tmp_path):
     """The README's DuckDB snippet with a text parameter, in a process without tunehouse or Ray."""
     uri = str(tmp_path / "c")
     record_experiment(uri, "e1", trials(4, params=lambda i: {**PARAMS, "max_features": ["log2", "sqrt"][i % 2]}))
-    code = (
-        "import duckdb, sys\n"
-        f"rows = duckdb.sql(\"select trial_id from read_parquet('{uri}/trials/**/*.parquet', hive_partitioning=true) "
-        "where status = 'terminated' and params_text['max_features'] = 'log2' order by 1\").fetchall()\n"
-        "assert 'tunehouse' not in sys.modules and 'ray' not in sys.modules\n"
-        "print(rows)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[('t0000',), ('t0002',)]"
+    rows = plain_duckdb(f"select trial_id from read_parquet('{uri}/trials/**/*.parquet', hive_partitioning=true) "
+                        "where status = 'terminated' and params_text['max_features'] = 'log2' order by 1")
+    assert rows == "[('t0000',), ('t0002',)]"
 
 
 def test_parts_written_before_params_text_and_error_traceback_read_as_nulls(tmp_path):

@@ -124,8 +124,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, algo):
     spec = _spec(tmp_path, algo)
     # What an uninterrupted run does: grid runs the product, random the seeded sample
     # (both asserted against real runs in tests/test_driver.py), each config once.
+    from tunehouse import load_spec
     from tunehouse.space import grid_points, sample_points
-    from tunehouse.spec import load_spec
 
     space = load_spec(spec, check=False).space
     points = grid_points(space) if algo == "grid" else sample_points(space, 12, 7)

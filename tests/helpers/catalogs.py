@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from catalog.helpers import FakeTrial
 from tunehouse.catalog import CatalogWriter, ExperimentRecorder
+from tunehouse.driver import describe
 from tunehouse.spec import parse_spec
 
 #: A random search over three params of a decision tree (``name`` and ``n`` to fill in).
@@ -47,8 +48,8 @@ def write(uri: str, exp_id: str, spec_text: str, finished: list[FakeTrial], *, r
     """An experiment: ``finished`` trials (each reporting ``reports`` times), ``running`` ones
     given as (trial id, params, start), then ``finish`` (an experiment status) or left running."""
     writer = CatalogWriter(uri, exp_id, flush_rows=10_000, flush_s=3600)
-    rec = ExperimentRecorder(writer, spec=parse_spec(spec_text), environment={"python": "3.11", "host": "h"},
-                             dataset=SimpleNamespace(fingerprint=fingerprint, source="sklearn:iris"))
+    dataset = SimpleNamespace(fingerprint=fingerprint, source="sklearn:iris")
+    rec = ExperimentRecorder(writer, describe(parse_spec(spec_text), dataset, exp_id, {"python": "3.11", "host": "h"}))
     rec.start(cluster_cpus=2, cluster_nodes=1)
     for t in finished:
         rec.trial_started(t.trial_id, t.params, t.started_at)

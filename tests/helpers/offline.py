@@ -16,21 +16,21 @@ def record(spec_path: Path, catalog: Path, configs: list[dict[str, Any]]) -> str
 
     Each trial's fitted model is checkpointed where a run puts it; returns the experiment id.
     """
+    from tunehouse import load_spec
     from tunehouse.catalog import CatalogWriter, ExperimentRecorder
-    from tunehouse.data import check_data, split
-    from tunehouse.driver import TrialRecord, new_experiment_id
+    from tunehouse.driver import TrialRecord, describe, new_experiment_id
     from tunehouse.provenance import environment
-    from tunehouse.spec import load_spec
     from tunehouse.trainable import evaluate, make_payload, save_model
 
     spec = load_spec(spec_path)
-    dataset = check_data(spec)
-    splits = split(dataset, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
+    from tunehouse.validate import validate
+
+    dataset, splits = validate(spec)
     payload = make_payload(spec, dataset, splits)
     exp_id = new_experiment_id(spec.name)
     root = Path(catalog).resolve()
-    recorder = ExperimentRecorder(CatalogWriter(str(root), exp_id), spec=spec, dataset=dataset,
-                                  environment=environment(spec.base_dir))
+    recorder = ExperimentRecorder(CatalogWriter(str(root), exp_id),
+                                  describe(spec, dataset, exp_id, environment(spec.base_dir)))
     recorder.start(cluster_cpus=1.0, cluster_nodes=1)
     for i, params in enumerate(configs):
         trial_id = f"offline_{i:05d}"

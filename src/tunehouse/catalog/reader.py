@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from tunehouse.catalog.schema import KEYS, SCHEMAS, TABLES, decode_params
 from tunehouse.catalog.storage import CatalogError, LocalStorage, PartInfo, Storage, open_storage
 from tunehouse.catalog.writer import ALL, COMPACTED, HEARTBEAT_STALE_S, parquet_bytes, part_name
+from tunehouse.records import TrialRecord, best_of
 
 _MAGIC = b"PAR1"
 _CANDIDATES = 10  # experiments an ambiguous id prefix lists
@@ -176,6 +177,22 @@ class Catalog:
             return df
         return widen(df)
 
+    def trial_records(self, experiment: str | dict[str, Any]) -> list[TrialRecord]:
+        """An experiment's trials (latest row each) as ``TrialRecord``s: what resume plans from,
+        and what a driver reads back when Tune's loop ran on the cluster (Ray Client)."""
+        rows = self.trials(experiment, raw=True)
+        rows = rows.astype(object).where(rows.notna(), None)  # NaN -> None
+        return [
+            TrialRecord(
+                trial_id=row.trial_id, status=row.status, params=decode_params(row.params),
+                metrics=dict(row.metrics or []), error=row.error, error_traceback=row.error_traceback,
+                checkpoint=row.checkpoint_uri, checkpoint_sha256=row.checkpoint_sha256,
+                usage={"node_id": row.node_id, "wall_s": row.wall_s, "cpu_s": row.cpu_s,
+                       "peak_rss_mb": row.peak_rss_mb, "pid": None if row.pid is None else int(row.pid)},
+            )
+            for row in rows.itertuples(index=False)
+        ]
+
     def iterations(self, experiment: str) -> pd.DataFrame:
         exp = self.experiment(experiment)
         df = self.table("iterations", exp["experiment_id"]).to_pandas()
@@ -193,11 +210,10 @@ class Catalog:
         df = self.trials(exp)
         if df.empty or metric not in df.columns:
             raise CatalogError(f"experiment {exp['experiment_id']} has no trial with metric {metric!r}")
-        ok = df[(df.status == "terminated") & df[metric].notna()]
-        if ok.empty:
+        row = best_of(df.to_dict("records"), metric, mode)
+        if row is None:
             raise CatalogError(f"experiment {exp['experiment_id']} has no finished trial with {metric!r}")
-        row = ok.loc[ok[metric].idxmax() if mode == "max" else ok[metric].idxmin()]
-        return {**row.to_dict(), "metric": metric, "mode": mode, "experiment_id": exp["experiment_id"]}
+        return {**row, "metric": metric, "mode": mode, "experiment_id": exp["experiment_id"]}
 
     def exports(self, *, tag: str | None = None, history: bool = False) -> pd.DataFrame:
         """Exports, newest first. With ``tag``: its current holder, or (``history``) every
@@ -361,17 +377,27 @@ def duckdb_error(msg: str) -> Exception:
 
 
 def _metric_mode(exp: dict[str, Any], metric: str) -> str:
-    """A metric's direction: the objective's mode, the spec's mode for it, else the registry's."""
+    """A metric's direction: the objective's mode, the experiment's recorded mode for it, else
+    the metric registry's ('max' for a metric nobody knows)."""
+    from tunehouse.metrics import direction
+
     if metric == exp["objective"]:
         return exp["mode"]
-    from tunehouse.models import mode_for
-    from tunehouse.spec import parse_spec
+    pairs = exp.get("metric_modes")
+    modes = dict(pairs) if isinstance(pairs, (list, tuple)) and pairs else _modes_in_text(exp.get("spec_text"))
+    return modes.get(metric) or direction(metric) or "max"
+
+
+def _modes_in_text(text: Any) -> dict[str, str]:
+    """The ``mode`` of each metric a spec text lists: experiments recorded before ``metric_modes``."""
+    import yaml
 
     try:
-        metrics = parse_spec(exp["spec_text"]).metrics
-    except Exception:  # an old or foreign spec text: the registry decides
-        metrics = []
-    return mode_for(metric, metrics)
+        listed = yaml.safe_load(text).get("metrics") or []
+    except Exception:  # an old or foreign spec text: no modes
+        return {}
+    listed = listed if isinstance(listed, list) else [listed]
+    return {m["name"]: m["mode"] for m in listed if isinstance(m, dict) and m.get("mode") in ("min", "max")}
 
 
 def _is_compacted(part: PartInfo) -> bool:

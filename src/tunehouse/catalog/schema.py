@@ -58,6 +58,7 @@ EXPERIMENTS = pa.schema(
         ("target", pa.string()),  # the target column (null for clustering)
         ("classes", pa.string()),  # JSON list of the class labels, in class-index order
         ("positive_class", pa.string()),  # binary classification: the label scored as positive
+        ("metric_modes", _str_map),  # each listed metric -> min | max (what "best" means for it)
     ]
 )
 

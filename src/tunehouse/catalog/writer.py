@@ -28,6 +28,7 @@ from tunehouse.catalog.schema import (
     ts,
 )
 from tunehouse.catalog.storage import Storage, open_storage
+from tunehouse.records import RunInfo, TrialRecord, better
 
 #: A running experiment refreshes its row this often; readers call it interrupted when the
 #: heartbeat is older than HEARTBEAT_STALE_S (or, on the same host, when its driver is gone).
@@ -160,34 +161,15 @@ def _progress(experiment: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in experiment.items() if k not in ("heartbeat_at", "updated_at")}
 
 
-class _DatasetRef:
-    """What the recorder needs of a data set, without its rows."""
-
-    def __init__(self, fingerprint: str, source: str) -> None:
-        self.fingerprint, self.source = fingerprint, source
-
-
-def _data_contract(spec: Any, dataset: Any) -> dict[str, Any]:
-    """What a model of this experiment takes and returns: a checkpoint export needs no more, so
-    it works when the training file is gone. (Nothing for a stand-in without rows.)"""
-    X = getattr(dataset, "X", None)
-    if X is None:
-        return {}
-    classes = getattr(dataset, "classes", None)
-    return {
-        "features": [(str(c), str(X[c].dtype)) for c in X.columns],
-        "target": dataset.target if spec.task != "clustering" else None,
-        "classes": None if classes is None else json.dumps(classes, default=str),
-    }
-
-
 class ExperimentRecorder:
-    """Turns the driver's events (start, trial start/finish, end) into catalog rows."""
+    """Turns a run's events (start, trial start / result / finish, end) into catalog rows.
 
-    def __init__(self, writer: CatalogWriter, *, spec: Any, dataset: Any, environment: dict[str, str]):
-        self.writer = writer
-        self.spec = spec
-        self.dataset = dataset
+    It is given plain values (``records.RunInfo``), never the spec: the catalog imports
+    neither ``spec`` nor ``models``.
+    """
+
+    def __init__(self, writer: CatalogWriter, info: RunInfo) -> None:
+        self.writer, self.info = writer, info
         self.done = 0
         self.failed = 0
         self.best_value: float | None = None
@@ -195,61 +177,51 @@ class ExperimentRecorder:
         self.started = now()
         writer.experiment = {
             "experiment_id": writer.experiment_id,
-            "name": spec.name,
+            "name": info.name,
             "status": "running",
-            "task": spec.task,
-            "algorithm": spec.search.algorithm,
-            "sampler": spec.search.sampler if spec.search.algorithm == "bayes" else None,
-            "objective": spec.objective.name,
-            "mode": spec.mode,
-            "num_samples": spec.search.num_samples,
-            "seed": spec.seed,
-            "spec_text": spec.text,
-            "spec_hash": spec.spec_hash,
-            "dataset_fingerprint": dataset.fingerprint,
-            "dataset_source": dataset.source,
-            "positive_class": _label_text(getattr(dataset, "positive_class", None)),
-            "environment": sorted(environment.items()),
+            "task": info.task,
+            "algorithm": info.algorithm,
+            "sampler": info.sampler,
+            "objective": info.objective,
+            "mode": info.mode,
+            "metric_modes": sorted(info.metric_modes.items()),
+            "num_samples": info.num_samples,
+            "seed": info.seed,
+            "spec_text": info.spec_text,
+            "spec_hash": info.spec_hash,
+            "dataset_fingerprint": info.dataset_fingerprint,
+            "dataset_source": info.dataset_source,
+            "positive_class": _label_text(info.positive_class),
+            "environment": sorted(info.environment.items()),
             "driver_host": socket.gethostname(),
             "driver_pid": os.getpid(),
             "trials_done": 0,
             "trials_failed": 0,
             "started_at": self.started,
-            **_data_contract(spec, dataset),
+            "features": info.features,
+            "target": info.target,
+            "classes": None if info.classes is None else json.dumps(info.classes, default=str),
         }
 
-    def __getstate__(self) -> dict[str, Any]:
-        # the spec travels as its text (its cached data set would ride along otherwise)
-        state = dict(self.__dict__)
-        state["spec"] = (self.spec.text, self.spec.search.num_samples)
-        state["dataset"] = _DatasetRef(self.dataset.fingerprint, self.dataset.source)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        from tunehouse.spec import parse_spec
-
-        text, num_samples = state["spec"]
-        state["spec"] = parse_spec(text)
-        state["spec"].search.num_samples = num_samples
-        self.__dict__.update(state)
-
-    def carry_over(self, records: list[Any]) -> None:
-        """A resumed experiment: count the trials its earlier drivers finished (``TrialRecord``s)."""
+    def carry_over(self, records: list[TrialRecord]) -> None:
+        """A resumed experiment: count the trials its earlier drivers finished."""
         for r in records:
             self._count(r)
 
+    def recount(self, records: list[TrialRecord]) -> None:
+        """Count afresh from ``records`` (all the experiment's trials, as the catalog holds them)."""
+        self.done = self.failed = 0
+        self.best_value = self.best_trial = None
+        self.carry_over(records)
+
     def _count(self, record: Any) -> None:
-        value = record.metrics.get(self.spec.objective.name)
+        value = record.metrics.get(self.info.objective)
         if record.status == "error":
             self.failed += 1
         elif record.status == "terminated":
             self.done += 1
-            if value is not None and value == value:  # not NaN
-                better = self.best_value is None or (
-                    value > self.best_value if self.spec.mode == "max" else value < self.best_value
-                )
-                if better:
-                    self.best_value, self.best_trial = float(value), record.trial_id
+            if better(value, self.best_value, self.info.mode):
+                self.best_value, self.best_trial = float(value), record.trial_id
         self.writer.experiment.update(
             trials_done=self.done, trials_failed=self.failed,
             best_value=self.best_value, best_trial_id=self.best_trial,
@@ -269,8 +241,7 @@ class ExperimentRecorder:
     def trial_result(self, trial_id: str, iteration: int, metrics: dict[str, float]) -> None:
         self.writer.add("iterations", {"trial_id": trial_id, "iteration": iteration, "metrics": num_map(metrics)})
 
-    def trial_finished(self, record: Any) -> None:
-        """``record`` is a ``driver.TrialRecord``."""
+    def trial_finished(self, record: TrialRecord) -> None:
         row = self._trial_row(
             record.trial_id,
             record.status,
@@ -280,7 +251,7 @@ class ExperimentRecorder:
             metrics=record.metrics,
             usage=record.usage,
             error=record.error,
-            error_traceback=getattr(record, "error_traceback", None),
+            error_traceback=record.error_traceback,
             checkpoint=record.checkpoint,
             checkpoint_sha256=record.checkpoint_sha256,
             iterations=record.iterations,
@@ -312,7 +283,8 @@ class ExperimentRecorder:
         as_json, numeric = encode_params(params)
         usage = kw.get("usage") or {}
         metrics = kw.get("metrics") or {}
-        obj = self.spec.objective.name
+        info = self.info
+        obj = info.objective
         checkpoint = kw.get("checkpoint")
         return {
             "trial_id": trial_id,
@@ -324,15 +296,15 @@ class ExperimentRecorder:
             "best_metrics": num_map(kw.get("best_metrics") or metrics),
             "objective": obj,
             "objective_value": metrics.get(obj),
-            "mode": self.spec.mode,
+            "mode": info.mode,
             "iterations": kw.get("iterations"),
             "wall_s": usage.get("wall_s"),
             "cpu_s": usage.get("cpu_s"),
             "cpu_user_s": usage.get("cpu_user_s"),
             "cpu_sys_s": usage.get("cpu_sys_s"),
             "peak_rss_mb": usage.get("peak_rss_mb"),
-            "cpus": float(self.spec.resources.cpus),
-            "gpus": float(self.spec.resources.gpus),
+            "cpus": float(info.cpus),
+            "gpus": float(info.gpus),
             "node_id": usage.get("node_id") or None,
             "node_ip": usage.get("node_ip") or None,
             "hostname": usage.get("hostname") or None,
@@ -341,12 +313,12 @@ class ExperimentRecorder:
             "error_traceback": kw.get("error_traceback"),
             "checkpoint_uri": self._relative(checkpoint),
             "checkpoint_sha256": kw.get("checkpoint_sha256"),
-            "seed": self.spec.seed,
-            "dataset_fingerprint": self.dataset.fingerprint,
+            "seed": info.seed,
+            "dataset_fingerprint": info.dataset_fingerprint,
             "started_at": ts(kw.get("started_at")),
             "ended_at": ts(kw.get("ended_at")),
             "attempts": kw.get("attempts"),
-            "memory_mb": self.spec.resources.memory_mb,
+            "memory_mb": info.memory_mb,
         }
 
     def _relative(self, path: str | None) -> str | None:

@@ -1,0 +1,44 @@
+"""XGBoost (``estimator: xgboost``): threads = the trial's CPUs, quiet, its own UBJ format in exports."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from tunehouse.families._base import ModelFamily, Resource
+
+_CLASSES = {"xgboost.sklearn.XGBClassifier", "xgboost.sklearn.XGBRegressor"}
+
+
+class XGBoostFamily(ModelFamily):
+    name = "xgboost"
+    prefixes = ("xgboost.",)
+    shorthand = "xgboost"
+    package = "xgboost"
+    handles_missing = True
+    trusted = ("xgboost.",)
+    native_format = "xgboost-ubj"
+
+    def estimator_path(self, task: str) -> str:
+        return "xgboost.XGBRegressor" if task == "regression" else "xgboost.XGBClassifier"
+
+    def defaults(self, cls: type, *, cpus: int, seed: int) -> dict[str, Any]:
+        # XGBoost defaults to every core of the node
+        return {**super().defaults(cls, cpus=cpus, seed=seed), "n_jobs": cpus, "verbosity": 0}
+
+    def resource(self, cls: type) -> Resource | None:
+        return Resource("n_estimators", "boosting rounds")
+
+    def save_native(self, estimator: Any, folder: Path) -> dict[str, Any]:
+        estimator.save_model(str(folder / "model.ubj"))
+        return {"format": self.native_format, "file": "model.ubj",
+                "class": f"{type(estimator).__module__}.{type(estimator).__name__}"}
+
+    def load_native(self, entry: dict[str, Any], folder: Path) -> Any:
+        if entry.get("class") not in _CLASSES:
+            raise ValueError(f"unexpected XGBoost class {entry.get('class')!r}")
+        module, _, name = entry["class"].rpartition(".")
+        est = getattr(importlib.import_module(module), name)()
+        est.load_model(str(folder / entry["file"]))
+        return est

@@ -1,0 +1,146 @@
+"""The records a search produces: one trial, one run, and the one rule for "best".
+
+Plain dataclasses, no Ray, no pandas: the driver builds them, the catalog's recorder writes
+them, resume and Ray Client runs read them back from the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+#: Statuses of a trial that ran to its end (its row is final).
+FINISHED = ("terminated", "error")
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the driver saw it end (or as the catalog holds it)."""
+
+    trial_id: str
+    status: str  # terminated | error | stopped | interrupted
+    params: dict[str, Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    iterations: int | None = None
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    attempts: int | None = None  # 1 + the retries it took (failure.max_retries)
+    error_traceback: str | None = None  # a failed trial's full traceback (``error`` is its last line)
+
+
+@dataclass
+class RunResult:
+    """What a search produced; the CLI prints it (``--json``: all of it)."""
+
+    experiment_id: str
+    name: str
+    algorithm: str
+    objective: str
+    mode: str
+    dataset_fingerprint: str
+    catalog: str
+    storage_path: str
+    trials: list[TrialRecord]
+    best: TrialRecord | None
+    test_metrics: dict[str, float]
+    wall_s: float
+    cluster_cpus: float
+    phases: dict[str, float] = field(default_factory=dict)  # where the wall time went, seconds
+    stop_reason: str | None = None  # why the search ended early (time budget, failed trials)
+    positive_class: Any = None  # binary classification: the label f1, precision, recall, roc_auc score
+
+    @property
+    def failed(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.status == "error"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the catalog records of a run besides its trials, as plain values (no spec, no data).
+
+    The driver builds it from the spec and the data set; the catalog's recorder writes it.
+    """
+
+    experiment_id: str
+    name: str
+    task: str
+    algorithm: str
+    sampler: str | None
+    objective: str
+    mode: str
+    metric_modes: dict[str, str]  # every listed metric's mode (a custom metric's as the spec gives it)
+    num_samples: int
+    seed: int
+    spec_text: str
+    spec_hash: str
+    dataset_fingerprint: str
+    dataset_source: str
+    environment: dict[str, str] = field(default_factory=dict)
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_mb: float | None = None
+    # what a model of this run takes and returns (a checkpoint export needs no more)
+    features: list[tuple[str, str]] | None = None  # (name, dtype) in training order
+    target: str | None = None
+    classes: list[Any] | None = None
+    positive_class: Any = None
+
+    def mode_of(self, metric: str) -> str:
+        """A reported metric's direction: the spec's mode, else the registry's ('_std' too)."""
+        from tunehouse.metrics import direction
+
+        return self.metric_modes.get(metric) or direction(metric) or "max"
+
+
+T = TypeVar("T")
+
+
+def best_of(records: Iterable[T], metric: str, mode: str) -> T | None:
+    """The finished (``terminated``) record with the best finite value of ``metric``.
+
+    The one definition of "best" that the driver, the catalog's recorder and reader, and
+    export share. ``records`` are ``TrialRecord``s (the value is ``metrics[metric]``) or
+    mappings holding ``status`` and ``metric`` directly (a row of the wide trials table).
+    Ties go to the first record in order.
+    """
+    sign = 1.0 if mode == "max" else -1.0
+    best, best_value = None, -math.inf
+    for r in records:
+        if isinstance(r, Mapping):
+            status, value = r.get("status"), r.get(metric)
+        else:
+            status, value = r.status, r.metrics.get(metric)  # type: ignore[attr-defined]
+        if status != "terminated" or not _finite(value):
+            continue
+        if best is None or sign * float(value) > best_value:
+            best, best_value = r, sign * float(value)
+    return best
+
+
+def better(value: float | None, than: float | None, mode: str) -> bool:
+    """Whether ``value`` beats ``than`` (None or NaN never beats; anything beats None)."""
+    if not _finite(value):
+        return False
+    if not _finite(than):
+        return True
+    return value > than if mode == "max" else value < than  # type: ignore[operator]
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """A configuration's identity, for matching a planned list against the catalog."""
+    return json.dumps(dict(config), sort_keys=True, default=str)

@@ -1,0 +1,89 @@
+"""Bayesian search: an Optuna sampler through Ray Tune's ``OptunaSearch``, concurrency-limited."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tunehouse.search._base import History, Plan, SearchAlgorithm
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """An Optuna sampler: how to build it from the seed, and the package it needs, if any."""
+
+    build: Callable[[int], Any]
+    needs: tuple[str, str] | None = None  # (module to import, what to pip install)
+
+
+def _samplers() -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.samplers
+
+
+#: ``search.sampler`` values. Optuna is imported when a sampler is built, not before.
+SAMPLERS: dict[str, Sampler] = {
+    "tpe": Sampler(lambda seed: _samplers().TPESampler(seed=seed)),
+    "gp": Sampler(lambda seed: _samplers().GPSampler(seed=seed), needs=("torch", "tunehouse[gp]")),
+    "cmaes": Sampler(lambda seed: _samplers().CmaEsSampler(seed=seed, warn_independent_sampling=False),
+                     needs=("cmaes", "cmaes")),
+    "random": Sampler(lambda seed: _samplers().RandomSampler(seed=seed)),
+}
+
+
+class BayesSearch(SearchAlgorithm):
+    """Optuna (TPE by default) suggests each trial from the results so far.
+
+    At most one trial per free CPU runs at once (``search.max_concurrent`` to change it): a
+    model-based sampler learns nothing from trials that are still running.
+    """
+
+    name = "bayes"
+    order = 2
+
+    def validate(self, spec) -> None:
+        needs = SAMPLERS[spec.search.sampler].needs
+        if needs and importlib.util.find_spec(needs[0]) is None:  # installed? (importing torch takes seconds)
+            raise ValueError(f"search.sampler: sampler {spec.search.sampler!r} needs the {needs[0]} "
+                             f"package: pip install '{needs[1]}'")
+
+    def plan(self, spec, history: History, *, cluster_cpus: float) -> Plan:
+        from ray.tune.search import ConcurrencyLimiter
+
+        searcher = study_searcher(spec, history)
+        limit = spec.search.max_concurrent or max(1, int(cluster_cpus) // max(1, int(spec.resources.cpus)))
+        n = max(0, spec.search.num_samples - len(history.finished))
+        return Plan(ConcurrencyLimiter(searcher, max_concurrent=limit), {}, n)
+
+
+def study_searcher(spec, history: History):
+    """OptunaSearch over the space's distributions, told about the history's trials.
+
+    Given a space and metric, OptunaSearch creates its study at once, so finished trials are
+    added to it (failed or non-finite ones as failed, as Tune tells Optuna) and unfinished
+    ones are enqueued to run first. Ray's own warm start takes one kind or the other, not both.
+    """
+    from ray.tune.search.optuna import OptunaSearch
+
+    from tunehouse.space import to_optuna
+
+    searcher = OptunaSearch(
+        space=to_optuna(spec.space).distributions(),
+        metric=spec.objective.name,
+        mode=spec.mode,
+        sampler=SAMPLERS[spec.search.sampler].build(spec.seed),
+    )
+    for t in history.finished:
+        value = t.metrics.get(spec.objective.name)
+        failed = t.status != "terminated" or value is None or not math.isfinite(value)
+        searcher.add_evaluated_point(dict(t.params), 0.0 if failed else value, error=failed)
+    for key, ids in history.unfinished.items():
+        for _ in ids:
+            searcher._ot_study.enqueue_trial(json.loads(key))
+    return searcher

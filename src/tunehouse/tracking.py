@@ -1,0 +1,191 @@
+"""Following a search's trials as they start, report and end: catalog rows and records, no Ray.
+
+``TrialTracker`` turns trial events into the recorder's rows and the driver's
+``TrialRecord``s; ``SearchLimits`` decides when the whole search must end. Ray Tune's
+callback and stopper (``tune_hooks``) only forward Tune's events here, so a unit test can
+drive a whole search's bookkeeping without Ray.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunehouse.records import TrialRecord, better, config_key
+
+#: Keys of a Tune result that are Tune's own bookkeeping, not metrics.
+_TUNE_KEYS = {"time_this_iter_s", "time_total_s", "timestamp", "training_iteration", "iterations_since_restore",
+              "time_since_restore", "done", "pid", "node_ip", "date", "hostname", "trial_id", "experiment_tag",
+              "should_checkpoint", "checkpoint_dir_name"}
+
+
+def split_result(result: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+    """A trial's reported result as (metrics, usage): ``usage/*`` keys are the resource meter's."""
+    metrics, usage = {}, {}
+    for k, v in result.items():
+        if k.startswith("usage/"):
+            usage[k.removeprefix("usage/")] = v
+        elif k not in _TUNE_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool):
+            metrics[k] = float(v)
+    return metrics, usage
+
+
+def error_line(text: str | None) -> str:
+    """The exception line of a trial's traceback (``ValueError: ...``)."""
+    if not text:
+        return "unknown error"
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        head = ln.split(":", 1)[0]
+        if head.endswith(("Error", "Exception", "Interrupt", "Exit")) and " " not in head:
+            return ln[:2000]
+    return lines[-1][:2000] if lines else "unknown error"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # Ray colours the task name in its tracebacks
+_TRACEBACK_MAX = 100_000  # characters kept of a trial's traceback (its end: the exception)
+
+
+def clean_traceback(text: str | None) -> str | None:
+    """A trial's traceback as the catalog keeps it: no terminal colours, at most its last 100 kB."""
+    if not text:
+        return None
+    return _ANSI.sub("", str(text)).strip()[-_TRACEBACK_MAX:] or None
+
+
+def say(line: str) -> None:
+    """One line on stderr, at once (the run's notes; results go to stdout)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+class SearchLimits:
+    """Ends the whole search at the time budget or the failure limit, and keeps why.
+
+    ``stop_all`` is asked on every step of the search loop, whether or not a trial reported,
+    so trials that fail before their first report still end the search. The budget counts
+    from the first step (after Ray's start-up and the data loading).
+    """
+
+    def __init__(self, time_budget_s: float | None, max_failed_trials: int | None, *, failed: int = 0) -> None:
+        self.time_budget_s, self.max_failed_trials = time_budget_s, max_failed_trials
+        self.failed = failed  # a resumed search's earlier failures count too
+        self.reason: str | None = None
+        self._spent, self._last = 0.0, None
+
+    def trial_failed(self) -> None:
+        self.failed += 1
+
+    def stop_all(self) -> bool:
+        now = time.monotonic()
+        if self._last is not None:
+            self._spent += now - self._last
+        self._last = now
+        if self.reason is None:
+            if self.time_budget_s is not None and self._spent >= self.time_budget_s:
+                self.reason = f"time_budget_s: {self.time_budget_s:g} s reached"
+            elif self.max_failed_trials is not None and self.failed >= self.max_failed_trials:
+                self.reason = f"max_failed_trials: {self.failed} trials failed"
+        return self.reason is not None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["_last"] = None  # a monotonic clock does not travel to another process
+        self.__dict__.update(state)
+
+
+@dataclass
+class _Live:
+    """A trial that started and has not ended (yet)."""
+
+    trial_id: str  # the catalog's id
+    config: dict[str, Any]
+    started_at: float
+    attempts: int = 1
+    last: dict[str, Any] = field(default_factory=dict)  # its last reported result
+    best: dict[str, float] = field(default_factory=dict)  # best value of each metric so far
+
+
+class TrialTracker:
+    """Trial events -> catalog rows (through the recorder) and the ``TrialRecord``s of a run.
+
+    Events are keyed by the runner's trial id (Ray Tune's); the catalog's id is the same,
+    except for a resumed experiment's unfinished trials, whose configuration runs again under
+    its old catalog id so the catalog ends with each trial once (latest row wins).
+    """
+
+    def __init__(self, recorder: Any, limits: SearchLimits, *, mode_of: Callable[[str], str],
+                 reuse_ids: dict[str, list[str]] | None = None, note: Callable[[str], None] = say) -> None:
+        self.recorder, self.limits, self.mode_of, self.note = recorder, limits, mode_of, note
+        self.records: list[TrialRecord] = []
+        self._live: dict[str, _Live] = {}
+        self._reuse = {k: list(v) for k, v in (reuse_ids or {}).items()}
+
+    def start(self, key: str, config: dict[str, Any]) -> None:
+        """A trial (re)starts. A retry (failure.max_retries) keeps its first start and its id."""
+        live = self._live.get(key)
+        if live is None:
+            old = self._reuse.get(config_key(config))
+            live = self._live[key] = _Live(old.pop(0) if old else key, dict(config), time.time())
+        else:
+            live.attempts += 1
+        self.recorder.trial_started(live.trial_id, live.config, live.started_at, attempts=live.attempts)
+
+    def result(self, key: str, result: dict[str, Any]) -> None:
+        live = self._live[key]
+        live.last = dict(result)
+        metrics, _ = split_result(result)
+        self.recorder.trial_result(live.trial_id, int(result.get("training_iteration", 1)), metrics)
+        for k, v in metrics.items():
+            if k not in live.best or better(v, live.best[k], self.mode_of(k)):
+                live.best[k] = v
+
+    def complete(self, key: str, result: dict[str, Any] | None, checkpoint: str | None) -> TrialRecord:
+        last = result or self._live[key].last
+        return self._finish(key, "terminated", last, checkpoint=checkpoint,
+                            checkpoint_sha256=last.get("checkpoint_sha256"))
+
+    def error(self, key: str, result: dict[str, Any] | None, error_text: str | None) -> TrialRecord:
+        """A trial's final failure: one line said, the whole traceback kept for the catalog."""
+        self.limits.trial_failed()
+        text = clean_traceback(error_text)
+        line = error_line(text)
+        self.note(f"trial {self._live[key].trial_id} failed: {line}")
+        return self._finish(key, "error", result or self._live[key].last, error=line, error_traceback=text)
+
+    def retrying(self, key: str, error_text: str | None) -> None:
+        """A failed attempt that ``failure.max_retries`` runs again: one line, no traceback."""
+        live = self._live[key]
+        self.note(f"trial {live.trial_id} failed (attempt {live.attempts}), retrying: "
+                  f"{error_line(clean_traceback(error_text))}")
+
+    def close_unfinished(self, status: str, why: str) -> None:
+        """Record every started, unfinished trial as ``status`` (stopped / interrupted), saying why."""
+        for key in list(self._live):
+            self._finish(key, status, self._live[key].last, error=f"{status} before it finished ({why})")
+
+    def step(self) -> None:
+        """Between the runner's steps: flush the catalog when its buffer says so."""
+        self.recorder.writer.maybe_flush()
+
+    def end(self) -> None:
+        """The runner's loop ended: trials cut short by a limit or a stop get their final row."""
+        reason = self.limits.reason
+        self.close_unfinished("stopped", reason or "the search was stopped")
+        if reason:  # a remote loop's driver reads it back from the experiment row
+            self.recorder.writer.set_experiment(stop_reason=reason)
+        self.recorder.writer.flush()
+
+    def _finish(self, key: str, status: str, last: dict[str, Any], **kw: Any) -> TrialRecord:
+        live = self._live.pop(key)
+        metrics, usage = split_result(last)
+        record = TrialRecord(
+            trial_id=live.trial_id, status=status, params=live.config, metrics=metrics, usage=usage,
+            iterations=last.get("training_iteration"), best_metrics=live.best, started_at=live.started_at,
+            ended_at=time.time(), attempts=live.attempts, **kw,
+        )
+        self.records.append(record)
+        self.recorder.trial_finished(record)
+        return record
