@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, SPECS, base_spec
+from tunehouse import load_spec
 from tunehouse.catalog import Catalog, CatalogError
 from tunehouse.driver import run
 from tunehouse.export import ExportError, export, load_export
-from tunehouse.spec import load_spec
 
 pytestmark = pytest.mark.slow
 EXAMPLES = sorted(SPECS.glob("*.yaml"))
@@ -32,7 +32,7 @@ def searched(ray_session, tmp_path_factory):
     for path in EXAMPLES:
         spec = load_spec(path)
         if spec.search.algorithm != "grid":
-            spec.search.num_samples = 3
+            spec = spec.override({"search.num_samples": 3})
         out[path.stem] = run(spec, catalog=cat)
     return cat, out
 
@@ -66,7 +66,11 @@ def test_round_trip_equals_the_checkpointed_model(searched, stem, tmp_path):
     assert "MODEL_CARD.md" in files and any(f.startswith("mlflow/") for f in files)
 
 
-@pytest.mark.parametrize("stem", ["quickstart", "xgboost_bayes", "customers_csv"])
+#: The model families' example specs and the native format each family exports in.
+NATIVE = {"xgboost_bayes": ("xgboost-ubj", "model.ubj"), "lightgbm_bayes_csv": ("lightgbm-txt", "model.txt")}
+
+
+@pytest.mark.parametrize("stem", ["quickstart", "xgboost_bayes", "customers_csv", "lightgbm_bayes_csv", "histgb_diabetes"])
 def test_refit_export_scores_the_test_split_once(searched, stem, tmp_path):
     cat, results = searched
     result = results[stem]
@@ -76,8 +80,11 @@ def test_refit_export_scores_the_test_split_once(searched, stem, tmp_path):
     for k, v in result.test_metrics.items():  # the same refit the run scored
         assert meta["metrics"]["test"][k] == pytest.approx(v)
     loaded = load_export(tmp_path / "exp")
-    if stem == "xgboost_bayes":
-        assert meta["formats"]["model"]["format"] == "xgboost-ubj" and (tmp_path / "exp" / "model.ubj").is_file()
+    if stem in NATIVE:
+        fmt, file = NATIVE[stem]
+        assert meta["formats"]["model"]["format"] == fmt and (tmp_path / "exp" / file).is_file()
+        X = _test_rows(cat, result.experiment_id)  # the native model predicts what the fitted one did
+        np.testing.assert_allclose(_predictions(loaded, X), _predictions(_skops_copy(tmp_path / "exp"), X))
     else:
         assert meta["formats"]["model"]["format"] == "skops"
     assert loaded.metadata["features"] and loaded.metadata["dataset"]["fingerprint"] == result.dataset_fingerprint
@@ -85,15 +92,31 @@ def test_refit_export_scores_the_test_split_once(searched, stem, tmp_path):
     assert "Runners-up" in card and result.best.trial_id in card
 
 
-def test_mlflow_pyfunc_loads_and_predicts_the_same(searched, tmp_path):
+def _predictions(model, X):
+    return model.predict_proba(X) if hasattr(model, "predict_proba") else model.predict(X)
+
+
+def _skops_copy(folder):
+    """The fitted pipeline as MLflow's skops copy holds it (the family's own estimator)."""
+    import skops.io as sio
+
+    path = folder / "mlflow" / "model.skops"
+    return sio.load(path, trusted=sio.get_untrusted_types(file=path))
+
+
+@pytest.mark.parametrize("stem", ["customers_csv", "xgboost_bayes", "lightgbm_bayes_csv", "histgb_diabetes"])
+def test_mlflow_pyfunc_loads_and_predicts_the_same(searched, stem, tmp_path):
     mlflow_pyfunc = pytest.importorskip("mlflow.pyfunc")
     cat, results = searched
-    result = results["customers_csv"]
+    result = results[stem]
     export(cat, result.experiment_id, tmp_path / "exp")
     X = _test_rows(cat, result.experiment_id)
     ours = load_export(tmp_path / "exp")
     theirs = mlflow_pyfunc.load_model(str(tmp_path / "exp" / "mlflow"))
-    np.testing.assert_array_equal(np.asarray(theirs.predict(X)).astype(int), ours.model.predict(X))
+    if ours.metadata["task"] == "classification":
+        np.testing.assert_array_equal(np.asarray(theirs.predict(X)).astype(int), ours.model.predict(X))
+    else:
+        np.testing.assert_allclose(np.asarray(theirs.predict(X), dtype=float), ours.predict(X))
 
 
 def test_predict_cli_checks_columns_and_checksums(searched, tmp_path):
@@ -183,7 +206,7 @@ def test_failures_are_clear_and_write_nothing(searched, ray_session, tmp_path, w
 def test_export_from_an_s3_catalog(ray_session, s3_server, tmp_path):
     uri = f"s3://tunehouse-test/exp-{uuid.uuid4().hex[:6]}"
     spec = load_spec(SPECS / "quickstart.yaml")
-    spec.search.num_samples = 2
+    spec = spec.override({"search.num_samples": 2})
     result = run(spec, catalog=uri)
     meta = export(uri, result.experiment_id, tmp_path / "exp", refit=False)
     assert meta["checkpoint"]["uri"].startswith("checkpoints/")
@@ -246,15 +269,16 @@ def test_the_final_refit_of_a_training_function_never_sees_the_test_rows(ray_ses
     assert "accuracy" in result.test_metrics
 
 
-def test_mlflow_requirements_of_an_xgboost_model(searched, tmp_path):
+@pytest.mark.parametrize(("stem", "package"), [("xgboost_bayes", "xgboost"), ("lightgbm_bayes_csv", "lightgbm")])
+def test_mlflow_requirements_of_a_family_s_model(searched, tmp_path, stem, package):
     pytest.importorskip("mlflow")
     from importlib.metadata import version
 
     cat, results = searched
-    export(cat, results["xgboost_bayes"].experiment_id, tmp_path / "exp")
+    export(cat, results[stem].experiment_id, tmp_path / "exp")
     lines = (tmp_path / "exp" / "mlflow" / "requirements.txt").read_text().split()
-    assert {line.split("==")[0] for line in lines} == {"mlflow", "scikit-learn", "skops", "numpy", "scipy", "pandas", "xgboost"}
-    assert f"xgboost=={version('xgboost')}" in lines
+    assert {line.split("==")[0] for line in lines} == {"mlflow", "scikit-learn", "skops", "numpy", "scipy", "pandas", package}
+    assert f"{package}=={version(package)}" in lines
 
 
 def test_a_run_records_what_a_checkpoint_export_needs_without_its_data(ray_session, tmp_path, write_spec):
