@@ -152,7 +152,8 @@ def run(
 
     limits = SearchLimits(spec.time_budget_s, spec.failure.max_failed_trials,
                           failed=sum(t.status == "error" for t in history.finished))
-    tracker = TrialTracker(recorder, limits, mode_of=recorder.info.mode_of, reuse_ids=history.unfinished)
+    tracker = TrialTracker(recorder, limits, mode_of=recorder.info.mode_of, reuse_ids=history.unfinished,
+                           max_resource=spec.max_resource)
     plan = plan_for(spec, history, cluster_cpus=backend.cluster_cpus())
     tuner = _tuner(spec, plan, prep, backend, tracker, limits, exp_id, callbacks)
     recorder.start(cluster_cpus=backend.cluster_cpus(), cluster_nodes=backend.cluster_nodes())
@@ -287,6 +288,7 @@ def describe(spec: Spec, dataset: Any, experiment_id: str, environment: dict[str
         features=None if X is None else [(str(c), str(X[c].dtype)) for c in X.columns],
         target=getattr(dataset, "target", None) if spec.task != "clustering" else None,
         classes=getattr(dataset, "classes", None), positive_class=getattr(dataset, "positive_class", None),
+        max_resource=spec.max_resource,
     )
 
 
@@ -381,7 +383,7 @@ def _test_score(spec: Spec, prep: _Prepared, best: TrialRecord | None) -> dict[s
     splits, payload = prep.splits, prep.payload
     if best is None or splits.X_test is None or spec.task == "clustering":
         return {}
-    model = refit(payload, best.params)
+    model = refit(payload, best.params, best.resource)  # an early-stopped best: at its own resource
     if model is None:
         return {}  # a pure objective has nothing to score on the test rows
     return score(model, splits.X_test, splits.y_test, payload.metrics, task=spec.task, n_classes=payload.n_classes)

@@ -103,13 +103,19 @@ def export(
     spec = _spec(exp)
     params = row["_param_values"]
     do_refit = spec.refit if refit is None else refit
-    # verified always; unpickled only when it is what we export
-    model = _checkpoint_model(cat, row, load=not do_refit)
+    resource = _resource(row)
+    if row["status"] == "early_stopped":
+        if not do_refit:
+            raise ExportError(f"trial {row['trial_id']} was stopped early at resource {resource}, so no model of "
+                              "it was kept; export it refitted (without --no-refit)")
+        model = None
+    else:  # verified always; unpickled only when it is what we export
+        model = _checkpoint_model(cat, row, load=not do_refit)
     dataset, splits = _data_if_any(exp, spec, refit=do_refit)
     if do_refit:  # the same refit as the run's final one
         from tunehouse.trainable import make_payload
 
-        model = _refit(exp, spec, make_payload(spec, dataset, splits), params)
+        model = _refit(exp, spec, make_payload(spec, dataset, splits), params, resource)
     test_metrics = _test_metrics(model, spec, dataset, splits)
     training = _training(exp, spec, dataset, splits)
 
@@ -144,18 +150,25 @@ def _test_metrics(model: Any, spec: Any, dataset: Any, splits: Any) -> dict[str,
                  n_classes=len(dataset.classes or []))
 
 
-def _refit(exp: dict[str, Any], spec: Any, payload: Any, params: dict[str, Any]) -> Any:
-    """Refit the chosen configuration on all training rows, as the run's final refit did."""
+def _resource(row: dict[str, Any]) -> int | None:
+    """The resource a trial reached (early stopping), None without early stopping."""
+    value = row.get("resource")
+    return None if value is None or value != value else int(value)
+
+
+def _refit(exp: dict[str, Any], spec: Any, payload: Any, params: dict[str, Any], resource: int | None) -> Any:
+    """Refit the chosen configuration on all training rows, as the run's final refit did (with
+    early stopping: at the trial's own resource)."""
     from tunehouse.trainable import refit
 
     if not spec.model.is_function:
-        return refit(payload, params)
+        return refit(payload, params, resource)
     from tunehouse.models import add_function_dirs
 
     spec_path = dict(exp.get("environment") or {}).get("spec_path")
     add_function_dirs(Path(spec_path).parent if spec_path else None)  # where the run imported it
     try:
-        model = refit(payload, params)
+        model = refit(payload, params, resource)
     except ImportError as e:
         raise ExportError(f"cannot import the training function {spec.model.estimator!r}: {e}; export "
                           "from the spec's folder or put its module on PYTHONPATH (or use --no-refit)") from None
@@ -180,7 +193,7 @@ def _trial_row(cat: Any, exp: dict[str, Any], trial: str | None, metric: str | N
     if hit.empty:
         raise CatalogError(f"no trial {trial!r} in experiment {exp['experiment_id']}{did_you_mean(trial, raw.trial_id)}")
     row = hit.iloc[0].to_dict()
-    if row["status"] != "terminated":
+    if row["status"] not in ("terminated", "early_stopped"):
         why = f": {row['error']}" if isinstance(row.get("error"), str) else ""
         raise ExportError(f"trial {trial} is {row['status']}{why}; only a finished trial can be exported")
     row["_param_values"] = decode_params(row["params"])
@@ -431,6 +444,9 @@ def _metadata(exp, row, spec, training: _Training, params, refit, test_metrics, 
         "metrics": {"cv": metrics, "test": test_metrics},
         "evaluation": {"cv": ev.cv, "holdout": ev.holdout, "test_size": ev.test_size},
         "refit": refit,
+        # early stopping: the resource the trial reached (and the refit used), of max_resource
+        "resource": None if _resource(row) is None else {"reached": _resource(row), "max": _int(exp.get("max_resource")),
+                                                          "status": row["status"]},
         "dataset": {"source": training.source, "fingerprint": training.fingerprint,
                     "verified": training.verified, "rows": training.rows},
         "features": training.features,
@@ -442,6 +458,20 @@ def _metadata(exp, row, spec, training: _Training, params, refit, test_metrics, 
         "checkpoint": {"uri": row["checkpoint_uri"], "sha256": row.get("checkpoint_sha256")},
         "formats": formats,
     }
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None or v != v else int(v)
+
+
+def _card_resource(meta: dict[str, Any]) -> list[str]:
+    """Early stopping: the resource the model was trained to (the trial's own, refit included)."""
+    res = meta.get("resource")
+    if not res:
+        return []
+    how = "stopped early by its scheduler at" if res["status"] == "early_stopped" else "ran its full budget,"
+    return [f"- Early stopping: the trial {how} resource {res['reached']} of {res['max']}; the model is "
+            f"{'refitted' if meta['refit'] else 'trained'} at resource {res['reached']}"]
 
 
 def _model_card(cat: Any, exp: dict[str, Any], row: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -459,6 +489,7 @@ def _model_card(cat: Any, exp: dict[str, Any], row: dict[str, Any], meta: dict[s
         f"{exp['trials_failed']} failed; objective: {mode} `{obj}`",
         *_card_data(meta),
         f"- Model: {'refitted on all training rows' if meta['refit'] else 'the checkpointed model of the trial'}",
+        *_card_resource(meta),
         f"- Environment: Python {meta['environment'].get('python')}, git {meta['environment'].get('git_commit', 'n/a')}",
         "",
         "## Best parameters",

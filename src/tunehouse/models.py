@@ -62,13 +62,17 @@ class ModelFactory:
         y_train: pd.Series | None,
         X_valid: pd.DataFrame | None = None,
         y_valid: pd.Series | None = None,
+        *,
+        report: Any = None,
+        budget: int | None = None,
     ) -> Any:
         """Fit one configuration on the training rows; ``y`` holds class codes for classification.
 
         An estimator's pipeline is fitted on (``X_train``, ``y_train``). A training function is
         called as ``fn(params, FoldData(...))`` with the original labels, and the raw columns
         or, when the spec sets ``preprocess``, the preprocessing's output (fitted on
-        ``X_train`` only); the validation rows, if given, only go to the function.
+        ``X_train`` only); the validation rows, if given, only go to the function, and so do
+        ``report`` and ``budget`` (early stopping: see ``FoldData``).
 
         Returns:
             A fitted model that predicts class codes (a training function's model wrapped in a
@@ -84,7 +88,7 @@ class ModelFactory:
             prep = self._preprocessor().set_output(transform="pandas")
             X_train = prep.fit_transform(X_train)
             X_valid = prep.transform(X_valid) if X_valid is not None else None
-        data = FoldData(X_train, self._labels(y_train), X_valid, self._labels(y_valid))
+        data = FoldData(X_train, self._labels(y_train), X_valid, self._labels(y_valid), report=report, budget=budget)
         out = self.target()(dict(params), data)
         if isinstance(out, dict):
             return {k: float(v) for k, v in out.items()}
@@ -195,6 +199,25 @@ def make_factory(spec: Spec, dataset: Dataset | None) -> ModelFactory:
     )
 
 
+def step_plan(spec: Spec) -> Any:
+    """How a spec's trials learn in steps (``search.early_stopping``); None without it.
+
+    Call after ``check_model``: it imports the model to ask its family what it learns in.
+    """
+    from tunehouse.stepping import StepPlan
+
+    es = spec.search.early_stopping
+    if es is None:
+        return None
+    common = {"max_resource": spec.max_resource, "checkpoint_every": es.checkpoint_every}
+    if es.resource == "folds":
+        return StepPlan("folds", **common)
+    if spec.model.is_function:
+        return StepPlan("auto", report_every=es.report_every, how="function", **common)
+    res = family_for(estimator_path(spec)).resource(_import(estimator_path(spec)))
+    return StepPlan("auto", report_every=es.report_every, param=res.param, how=res.how, **common)
+
+
 def add_function_dirs(*dirs: str | os.PathLike[str] | None) -> None:
     """Let a training function next to its spec (``dirs``), or in the working directory, import
     in this process as it does in the workers (an embedded Ray puts both on their PYTHONPATH)."""
@@ -290,6 +313,7 @@ def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
                 field=f"space.{name}",
             )
     _check_values(spec, target, inst)
+    _check_resource(spec, target)
     for i, m in enumerate(spec.metrics):
         if METRICS[m.name].needs == "proba" and not hasattr(inst, "predict_proba"):
             raise SpecError(
@@ -298,6 +322,27 @@ def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
                 field=f"metrics.{i}.name",
             )
     return factory
+
+
+def _check_resource(spec: Spec, cls: type) -> None:
+    """Early stopping with resource ``auto`` needs a model that grows, and owns its parameter."""
+    es = spec.search.early_stopping
+    if es is None or es.resource != "auto":
+        return
+    res = family_for(estimator_path(spec)).resource(cls)
+    if res is None:
+        raise SpecError(
+            f"{cls.__name__} cannot learn in steps (no boosting rounds, warm_start or partial_fit); "
+            "use resource: folds to stop poor trials after their first CV folds",
+            field="search.early_stopping.resource",
+        )
+    for where, names in (("space", spec.space), ("model.params", spec.model.params)):
+        if res.param in names:
+            raise SpecError(
+                f"{res.param} is the early-stopping resource ({res.unit}): early_stopping sets it, up to "
+                f"max_resource ({es.max_resource}); remove it from {where}",
+                field=f"{where}.{res.param}",
+            )
 
 
 def _colon_form(path: str) -> str:

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-#: Statuses of a trial that ran to its end (its row is final).
-FINISHED = ("terminated", "error")
+#: Statuses of a trial that ran to its end (its row is final): ``early_stopped`` is a trial its
+#: scheduler stopped (search.early_stopping) before its full budget.
+FINISHED = ("terminated", "early_stopped", "error")
 
 
 @dataclass
@@ -21,7 +22,7 @@ class TrialRecord:
     """One trial as the driver saw it end (or as the catalog holds it)."""
 
     trial_id: str
-    status: str  # terminated | error | stopped | interrupted
+    status: str  # terminated | early_stopped | error | stopped | interrupted
     params: dict[str, Any]
     metrics: dict[str, float] = field(default_factory=dict)
     usage: dict[str, Any] = field(default_factory=dict)
@@ -34,6 +35,7 @@ class TrialRecord:
     ended_at: float | None = None
     attempts: int | None = None  # 1 + the retries it took (failure.max_retries)
     error_traceback: str | None = None  # a failed trial's full traceback (``error`` is its last line)
+    resource: int | None = None  # early stopping: the rounds / trees / epochs / folds it reached
 
 
 @dataclass
@@ -95,6 +97,7 @@ class RunInfo:
     target: str | None = None
     classes: list[Any] | None = None
     positive_class: Any = None
+    max_resource: int | None = None  # early stopping: a trial's full budget (None: no early stopping)
 
     def mode_of(self, metric: str) -> str:
         """A reported metric's direction: the spec's mode, else the registry's ('_std' too)."""
@@ -107,21 +110,28 @@ T = TypeVar("T")
 
 
 def best_of(records: Iterable[T], metric: str, mode: str) -> T | None:
-    """The finished (``terminated``) record with the best finite value of ``metric``.
+    """The best finished record by its finite value of ``metric``.
 
     The one definition of "best" that the driver, the catalog's recorder and reader, and
-    export share. ``records`` are ``TrialRecord``s (the value is ``metrics[metric]``) or
-    mappings holding ``status`` and ``metric`` directly (a row of the wide trials table).
-    Ties go to the first record in order.
+    export share: the best ``terminated`` record (it ran its full budget); only when there is
+    none, the best ``early_stopped`` one (its value is at a smaller resource, so it is never
+    preferred to a trial that ran to the end). ``records`` are ``TrialRecord``s (the value is
+    ``metrics[metric]``) or mappings holding ``status`` and ``metric`` directly (a row of the
+    wide trials table). Ties go to the first record in order.
     """
+    rows = list(records)
+    return _best_with(rows, "terminated", metric, mode) or _best_with(rows, "early_stopped", metric, mode)
+
+
+def _best_with(records: list[T], status: str, metric: str, mode: str) -> T | None:
     sign = 1.0 if mode == "max" else -1.0
     best, best_value = None, -math.inf
     for r in records:
         if isinstance(r, Mapping):
-            status, value = r.get("status"), r.get(metric)
+            st, value = r.get("status"), r.get(metric)
         else:
-            status, value = r.status, r.metrics.get(metric)  # type: ignore[attr-defined]
-        if status != "terminated" or not _finite(value):
+            st, value = r.status, r.metrics.get(metric)  # type: ignore[attr-defined]
+        if st != status or not _finite(value):
             continue
         if best is None or sign * float(value) > best_value:
             best, best_value = r, sign * float(value)

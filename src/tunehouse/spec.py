@@ -32,6 +32,7 @@ from tunehouse.errors import SpecError, did_you_mean
 from tunehouse.metrics import metric_mode
 from tunehouse.search import ALGORITHMS
 from tunehouse.search.bayes import SAMPLERS
+from tunehouse.search.schedulers import SCHEDULERS
 from tunehouse.space import (
     MAX_GRID_POINTS,
     Domain,
@@ -178,6 +179,43 @@ class MetricSpec(_Model):
     mode: Literal["min", "max"] | None = None
 
 
+SchedulerName = Literal[tuple(SCHEDULERS)]  # type: ignore[valid-type]
+
+
+class EarlyStopping(_Model):
+    """Trials that learn in steps, and a trial scheduler that stops the poor ones early.
+
+    A trial reports after every ``report_every`` units of its resource (boosting rounds,
+    trees, epochs, or CV folds); the scheduler compares trials at equal resource and stops
+    those behind. ``max_resource`` is a trial's full budget (it sets ``n_estimators`` /
+    ``max_iter``, or a training function's steps).
+    """
+
+    scheduler: SchedulerName = Field(description="asha | hyperband | median (Ray Tune's trial schedulers).")
+    resource: Literal["auto", "folds"] = Field(
+        "auto", description="auto: what the model family learns in (rounds, trees, epochs); folds: CV folds.")
+    min_resource: int | None = Field(
+        None, ge=1, description="Resource every trial gets before it can be stopped (default: report_every).")
+    max_resource: int | None = Field(
+        None, ge=1, le=1_000_000, description="A trial's full budget (required unless resource: folds).")
+    reduction_factor: float = Field(3, gt=1, le=100, allow_inf_nan=False,
+                                    description="asha/hyperband: 1/reduction_factor of the trials go on at each rung.")
+    report_every: int = Field(1, ge=1, description="Report (and let the scheduler act) every this many units.")
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="Save the trial's models every this many reports: a retried trial resumes there.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> EarlyStopping:
+        if self.resource == "auto" and self.max_resource is None:
+            raise ValueError("max_resource: required with resource: auto (a trial's full budget, "
+                             "e.g. 500 boosting rounds)")
+        lo = self.min_resource if self.min_resource is not None else self.report_every
+        if self.max_resource is not None and lo > self.max_resource:
+            which = "min_resource" if self.min_resource is not None else "report_every"
+            raise ValueError(f"{which}: {lo} is more than max_resource ({self.max_resource})")
+        return self
+
+
 class SearchSpec(_Model):
     """The search strategy."""
 
@@ -190,6 +228,8 @@ class SearchSpec(_Model):
     )
     max_concurrent: int | None = Field(None, ge=1, description="Trials running at once.")
     sampler: SamplerName = Field("tpe", description="Optuna sampler for algorithm: bayes.")
+    early_stopping: EarlyStopping | None = Field(
+        None, description="Report as trials learn and stop poor ones early (default: one report per trial).")
 
     @model_validator(mode="before")
     @classmethod
@@ -326,8 +366,44 @@ class Spec(_Model):
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise ValueError(f"metrics: {dup!r} is listed twice; each metric may be listed once")
+        self._check_early_stopping()
         ALGORITHMS[algo].validate(self)  # what only this algorithm needs (e.g. its sampler's package)
         return self
+
+    def _check_early_stopping(self) -> None:
+        es = self.search.early_stopping
+        if es is None:
+            return
+        if self.task == "clustering":
+            raise ValueError("search.early_stopping: a clustering trial fits once, on all rows; "
+                             "remove early_stopping")
+        if es.resource == "folds":
+            cv = self.evaluation.cv
+            if cv is None:
+                raise ValueError("search.early_stopping.resource: folds needs evaluation.cv (k-fold CV), "
+                                 "not a hold-out split; use resource: auto")
+            if es.max_resource is not None and es.max_resource != cv:
+                raise ValueError(f"search.early_stopping.max_resource: with resource: folds it is the "
+                                 f"number of folds, {cv}; leave it out")
+
+    @property
+    def early_stopping(self) -> EarlyStopping | None:
+        return self.search.early_stopping
+
+    @property
+    def max_resource(self) -> int | None:
+        """A trial's full budget under early stopping (the CV folds for resource: folds)."""
+        es = self.search.early_stopping
+        if es is None:
+            return None
+        return self.evaluation.cv if es.resource == "folds" else es.max_resource
+
+    @property
+    def min_resource(self) -> int | None:
+        es = self.search.early_stopping
+        if es is None:
+            return None
+        return es.min_resource if es.min_resource is not None else min(es.report_every, self.max_resource)
 
     def override(self, changes: dict[str, Any]) -> Spec:
         """A new Spec with dotted fields changed (``{"search.num_samples": 50}``), validated
@@ -391,6 +467,8 @@ class Spec(_Model):
             del data["failure"]
         if self.resources.memory_mb is None:
             del data["resources"]["memory_mb"]
+        if self.search.early_stopping is None:
+            del data["search"]["early_stopping"]
         for key in ("drop", "positive_class"):
             if data["data"][key] is None:
                 del data["data"][key]

@@ -20,7 +20,7 @@ from tunehouse.records import TrialRecord, better, config_key
 #: Keys of a Tune result that are Tune's own bookkeeping, not metrics.
 _TUNE_KEYS = {"time_this_iter_s", "time_total_s", "timestamp", "training_iteration", "iterations_since_restore",
               "time_since_restore", "done", "pid", "node_ip", "date", "hostname", "trial_id", "experiment_tag",
-              "should_checkpoint", "checkpoint_dir_name"}
+              "should_checkpoint", "checkpoint_dir_name", "resource"}
 
 
 def split_result(result: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
@@ -117,8 +117,10 @@ class TrialTracker:
     """
 
     def __init__(self, recorder: Any, limits: SearchLimits, *, mode_of: Callable[[str], str],
-                 reuse_ids: dict[str, list[str]] | None = None, note: Callable[[str], None] = say) -> None:
+                 reuse_ids: dict[str, list[str]] | None = None, note: Callable[[str], None] = say,
+                 max_resource: int | None = None) -> None:
         self.recorder, self.limits, self.mode_of, self.note = recorder, limits, mode_of, note
+        self.max_resource = max_resource  # early stopping: a trial that ends short of it was stopped
         self.records: list[TrialRecord] = []
         self._live: dict[str, _Live] = {}
         self._reuse = {k: list(v) for k, v in (reuse_ids or {}).items()}
@@ -137,14 +139,20 @@ class TrialTracker:
         live = self._live[key]
         live.last = dict(result)
         metrics, _ = split_result(result)
-        self.recorder.trial_result(live.trial_id, int(result.get("training_iteration", 1)), metrics)
+        self.recorder.trial_result(live.trial_id, int(result.get("training_iteration", 1)), metrics,
+                                   resource=result.get("resource"))
         for k, v in metrics.items():
             if k not in live.best or better(v, live.best[k], self.mode_of(k)):
                 live.best[k] = v
 
     def complete(self, key: str, result: dict[str, Any] | None, checkpoint: str | None) -> TrialRecord:
         last = result or self._live[key].last
-        return self._finish(key, "terminated", last, checkpoint=checkpoint,
+        status = "terminated"
+        reached = last.get("resource")
+        if self.max_resource is not None and reached is not None and reached < self.max_resource:
+            status = "early_stopped"  # its scheduler ended it; the checkpoint (if any) is mid-way state
+            checkpoint = None
+        return self._finish(key, status, last, checkpoint=checkpoint,
                             checkpoint_sha256=last.get("checkpoint_sha256"))
 
     def error(self, key: str, result: dict[str, Any] | None, error_text: str | None) -> TrialRecord:
@@ -184,7 +192,8 @@ class TrialTracker:
         record = TrialRecord(
             trial_id=live.trial_id, status=status, params=live.config, metrics=metrics, usage=usage,
             iterations=last.get("training_iteration"), best_metrics=live.best, started_at=live.started_at,
-            ended_at=time.time(), attempts=live.attempts, **kw,
+            ended_at=time.time(), attempts=live.attempts,
+            resource=int(last["resource"]) if last.get("resource") is not None else None, **kw,
         )
         self.records.append(record)
         self.recorder.trial_finished(record)

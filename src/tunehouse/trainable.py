@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tunehouse.models import FoldEnsemble, ModelFactory, score
+from tunehouse.search.schedulers import RESOURCE
 from tunehouse.usage import ResourceMeter, memory_limit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,9 +25,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from tunehouse.data import Dataset, Splits
     from tunehouse.spec import Spec
+    from tunehouse.stepping import StepPlan
 
 MODEL_FILE = "model.pkl"
 PARAMS_FILE = "params.json"
+STATE_FILE = "state.pkl"  # early stopping: a trial's fold models mid-way, to resume from
 
 
 @dataclass
@@ -37,12 +40,28 @@ class FoldData:
     codes); ``X_train``/``X_valid`` the raw feature columns, or, when the spec sets
     ``preprocess``, its output as a DataFrame with named columns (fitted on ``X_train`` only).
     At the final refit ``X_valid``/``y_valid`` are None.
+
+    With ``search.early_stopping`` the function may call ``report(step, metrics)`` as it
+    learns (``step`` counts up to ``budget``, the spec's ``max_resource``; ``metrics`` as the
+    function would return them); the trial's scheduler may then end it early. ``report``
+    does nothing otherwise, and at the final refit, where ``budget`` is the chosen trial's
+    resource.
     """
 
     X_train: pd.DataFrame
     y_train: pd.Series | None
     X_valid: pd.DataFrame | None
     y_valid: pd.Series | None
+    report: Any = None
+    budget: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.report is None:
+            self.report = _ignore_report
+
+
+def _ignore_report(step: int, metrics: dict[str, float]) -> None:
+    """``FoldData.report`` of a run without early stopping: nothing to stop."""
 
 
 @dataclass
@@ -59,11 +78,12 @@ class TrialPayload:
     X: pd.DataFrame
     y: pd.Series | None
     memory_mb: float | None = None  # resources.memory_mb: enforced around each trial's fit
+    steps: StepPlan | None = None  # search.early_stopping: how trials learn in steps
 
 
 def make_payload(spec: Spec, dataset: Dataset, splits: Splits) -> TrialPayload:
     """The payload of a spec's trials: its model factory, scoring scheme and training rows."""
-    from tunehouse.models import make_factory
+    from tunehouse.models import make_factory, step_plan
 
     return TrialPayload(
         factory=make_factory(spec, dataset),
@@ -76,6 +96,7 @@ def make_payload(spec: Spec, dataset: Dataset, splits: Splits) -> TrialPayload:
         X=splits.X_train,
         y=splits.y_train,
         memory_mb=spec.resources.memory_mb,
+        steps=step_plan(spec),
     )
 
 
@@ -83,9 +104,10 @@ def make_payload(spec: Spec, dataset: Dataset, splits: Splits) -> TrialPayload:
 class Outcome:
     metrics: dict[str, float]
     model: Any  # fitted model, FoldEnsemble, or None for a pure objective
+    resource: int | None = None  # early stopping: the resource the metrics are at
 
 
-def _folds(p: TrialPayload) -> list[tuple[np.ndarray, np.ndarray]]:
+def folds_of(p: TrialPayload) -> list[tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
     idx = np.arange(len(p.X))
@@ -98,53 +120,81 @@ def _folds(p: TrialPayload) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(splitter.split(p.X, p.y))
 
 
-def evaluate(params: dict[str, Any], p: TrialPayload) -> Outcome:
+def evaluate(params: dict[str, Any], p: TrialPayload, *, report: Any = None, resume: dict[str, Any] | None = None,
+             should_stop: Any = None) -> Outcome:
     """Fit and score one configuration (CV or hold-out; clustering fits all rows once).
 
     Preprocessing is part of the pipeline, so every fold fits it on its own training rows.
+    With early stopping (``p.steps``) the folds learn in steps (``tunehouse.stepping``) and
+    ``report(resource, metrics, state)`` gets each step's mean over folds; ``resume`` is a
+    checkpoint's state to go on from.
     """
     if p.task == "clustering" and p.factory.kind == "estimator":
         model = p.factory.build(params)
         with p.factory.threads():
             labels = model.fit_predict(p.X) if hasattr(model, "fit_predict") else model.fit(p.X).predict(p.X)
         return Outcome(score(model, p.X, None, p.metrics, task=p.task, n_classes=0, labels=labels), model)
+    if p.steps is not None:
+        from tunehouse.stepping import learn_in_steps
 
-    fold_scores: list[dict[str, float]] = []
-    models: list[Any] = []
-    for tr, va in _folds(p):
-        X_tr, X_va = p.X.iloc[tr], p.X.iloc[va]
-        y_tr = p.y.iloc[tr] if p.y is not None else None
-        y_va = p.y.iloc[va] if p.y is not None else None
-        model = p.factory.fit(params, X_tr, y_tr, X_va, y_va)
-        if isinstance(model, dict):  # a training function's own metrics (a pure objective)
-            fold_scores.append(model)
-            continue
-        models.append(model)
-        fold_scores.append(score(model, X_va, y_va, p.metrics, task=p.task, n_classes=p.n_classes))
-    metrics = _aggregate(fold_scores)
+        return learn_in_steps(p, params, report, resume=resume, should_stop=should_stop or (lambda: False))
+    scores, models = [], []
+    for tr, va in folds_of(p):
+        metrics, model = fit_fold(p, params, tr, va)
+        scores.append(metrics)
+        if model is not None:
+            models.append(model)
+    return Outcome(aggregate(scores), fitted(p, models))
+
+
+def fit_fold(p: TrialPayload, params: dict[str, Any], tr: np.ndarray, va: np.ndarray) -> tuple[dict[str, float], Any]:
+    """Fit one fold and score it on its validation rows: (metrics, model or None for a pure objective)."""
+    X_tr = p.X.iloc[tr]
+    y_tr = p.y.iloc[tr] if p.y is not None else None
+    y_va = p.y.iloc[va] if p.y is not None else None
+    model = p.factory.fit(params, X_tr, y_tr, p.X.iloc[va], y_va)
+    if isinstance(model, dict):  # a training function's own metrics (a pure objective)
+        return model, None
+    return score_fold(p, model, va), model
+
+
+def score_fold(p: TrialPayload, model: Any, va: np.ndarray) -> dict[str, float]:
+    """A fold's model (or its step's predictions) scored on the fold's validation rows."""
+    y_va = p.y.iloc[va] if p.y is not None else None
+    return score(model, p.X.iloc[va], y_va, p.metrics, task=p.task, n_classes=p.n_classes)
+
+
+def fitted(p: TrialPayload, models: list[Any]) -> Any:
+    """The trial's model: None (a pure objective), the one hold-out model, or the k fold models."""
     if not models:
-        fitted = None
-    elif len(models) == 1:
-        fitted = models[0]
-    else:
-        fitted = FoldEnsemble(models, p.task, p.n_classes)
-    return Outcome(metrics, fitted)
+        return None
+    return models[0] if len(models) == 1 else FoldEnsemble(models, p.task, p.n_classes)
 
 
-def refit(p: TrialPayload, params: dict[str, Any]) -> Any | None:
+def refit(p: TrialPayload, params: dict[str, Any], resource: int | None = None) -> Any | None:
     """Fit ``params`` on all training rows (``p.X``, ``p.y``), as the run's final refit and a
     refitting export both do: a training function gets ``X_valid``/``y_valid`` None, so the
     test rows are only ever scored.
+
+    With early stopping, ``resource`` is the chosen trial's (an early-stopped trial is refitted
+    with the rounds / trees / epochs it reached; a training function gets it as ``budget``).
 
     Returns:
         A fitted model scorable with ``score`` (class codes), or None when a training function
         returns only metrics (a pure objective: nothing to score or export).
     """
-    model = p.factory.fit(params, p.X, p.y)
+    plan = p.steps
+    budget = None
+    if plan is not None and resource is not None and plan.resource == "auto":
+        if plan.param is not None:
+            params = {**params, plan.param: int(resource)}
+        budget = int(resource)
+    model = p.factory.fit(params, p.X, p.y, budget=budget)
     return None if isinstance(model, dict) else model
 
 
-def _aggregate(folds: list[dict[str, float]]) -> dict[str, float]:
+def aggregate(folds: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of each metric over folds, and its spread (``<name>_std``) with several folds."""
     out: dict[str, float] = {}
     for name in folds[0]:
         vals = np.array([f[name] for f in folds if name in f], dtype=float)
@@ -154,11 +204,24 @@ def _aggregate(folds: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def run_trial(params: dict[str, Any], p: TrialPayload) -> tuple[dict[str, Any], Any]:
-    """Evaluate under the resource meter; return (metrics + usage, fitted model)."""
+def run_trial(params: dict[str, Any], p: TrialPayload, *, report: Any = None, resume: dict[str, Any] | None = None,
+              should_stop: Any = None) -> tuple[dict[str, Any], Any]:
+    """Evaluate under the resource meter; return (metrics + usage, fitted model).
+
+    With early stopping the metrics hold ``resource`` (the trial's budget: it ran to the end),
+    and ``report(resource, metrics, state)`` gets the usage so far with each step's metrics.
+    """
     with ResourceMeter() as meter:
-        outcome = evaluate(params, p)
-    return {**outcome.metrics, **meter.usage.as_metrics()}, outcome.model
+        step_report = None
+        if report is not None:
+            def step_report(r: int, metrics: dict[str, float], state: Any) -> None:
+                report({**metrics, RESOURCE: r, **meter.stop().as_metrics()}, state)
+
+        outcome = evaluate(params, p, report=step_report, resume=resume, should_stop=should_stop)
+    metrics = {**outcome.metrics, **meter.usage.as_metrics()}
+    if outcome.resource is not None:
+        metrics[RESOURCE] = outcome.resource
+    return metrics, outcome.model
 
 
 def save_model(model: Any, params: dict[str, Any], folder: str) -> str:
@@ -177,14 +240,69 @@ def load_model(folder: str) -> Any:
 
 
 def tune_trainable(config: dict[str, Any], payload: TrialPayload) -> None:
-    """Ray Tune's function trainable: one report with metrics, usage and the model checkpoint."""
+    """Ray Tune's function trainable: the model checkpoint in its last report.
+
+    Without early stopping a trial reports once. With it, it reports at every step (``resource``
+    and the metrics so far), saving its fold models every ``checkpoint_every`` reports; a
+    retried trial (``failure.max_retries``) goes on from its last such checkpoint.
+    """
     from ray import tune
 
+    resume, report = None, None
+    if payload.steps is not None:
+        resume = _resume_state(tune.get_checkpoint())
+        report = _StepReporter(payload.steps.checkpoint_every)
     with memory_limit(payload.memory_mb):  # the fit and scoring: the trial's own allocations
-        metrics, model = run_trial(config, payload)
+        metrics, model = run_trial(config, payload, report=report, resume=resume, should_stop=_stop_requested)
     if model is None:
         tune.report(metrics)
         return
     with tempfile.TemporaryDirectory(prefix="tunehouse-ckpt-") as d:
         metrics["checkpoint_sha256"] = save_model(model, config, d)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+class _StepReporter:
+    """One Tune report per step; every ``every``-th also saves the state to resume from."""
+
+    def __init__(self, every: int | None) -> None:
+        self.every, self.count = every, 0
+
+    def __call__(self, metrics: dict[str, Any], state: Any) -> None:
+        from ray import tune
+
+        self.count += 1
+        if not self.every or self.count % self.every:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="tunehouse-state-") as d:
+            with open(os.path.join(d, STATE_FILE), "wb") as f:
+                pickle.dump(state(), f, protocol=pickle.HIGHEST_PROTOCOL)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def _resume_state(checkpoint: Any) -> dict[str, Any] | None:
+    """The state an earlier attempt of this trial saved (None: start from zero)."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as d:
+        path = os.path.join(d, STATE_FILE)
+        if not os.path.exists(path):
+            return None
+        with open(path, "rb") as f:
+            return pickle.load(f)  # our own checkpoint, written by _StepReporter
+
+
+def _stop_requested() -> bool:
+    """Whether Tune asked this trial to stop (its scheduler did) while it trains between reports.
+
+    Tune's function runner sets its session's stop event and waits two seconds for the trial's
+    thread before it gives the actor up; checking it inside a long step ends the trial in time.
+    """
+    try:
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+        return bool(session is not None and session.stop_event.is_set())
+    except Exception:  # another Ray version's internals: the trial ends at its next report
+        return False

@@ -189,6 +189,7 @@ class Catalog:
                 checkpoint=row.checkpoint_uri, checkpoint_sha256=row.checkpoint_sha256,
                 usage={"node_id": row.node_id, "wall_s": row.wall_s, "cpu_s": row.cpu_s,
                        "peak_rss_mb": row.peak_rss_mb, "pid": None if row.pid is None else int(row.pid)},
+                resource=None if getattr(row, "resource", None) is None else int(row.resource),
             )
             for row in rows.itertuples(index=False)
         ]

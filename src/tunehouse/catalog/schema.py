@@ -46,6 +46,8 @@ EXPERIMENTS = pa.schema(
         ("best_value", pa.float64()),
         ("trials_done", pa.int64()),
         ("trials_failed", pa.int64()),
+        ("trials_early_stopped", pa.int64()),  # stopped by their scheduler (search.early_stopping)
+        ("max_resource", pa.int64()),  # early stopping: a trial's full budget
         ("test_metrics", _num_map),
         ("error", pa.string()),
         ("started_at", _ts),
@@ -67,7 +69,7 @@ TRIALS = pa.schema(
         ("schema_version", pa.int16()),
         ("experiment_id", pa.string()),
         ("trial_id", pa.string()),
-        ("status", pa.string()),  # running | terminated | error | stopped
+        ("status", pa.string()),  # running | terminated | early_stopped | error | stopped | interrupted
         ("params", _str_map),  # name -> JSON value (exact types survive)
         ("params_num", _num_map),  # numeric params, for SQL: params_num['max_depth'] > 3
         ("metrics", _num_map),  # final metrics
@@ -99,6 +101,7 @@ TRIALS = pa.schema(
         ("memory_mb", pa.float64()),  # memory requested per trial (resources.memory_mb)
         ("error_traceback", pa.string()),  # a failed trial's full traceback (`error` is its last line)
         ("params_text", _str_map),  # name -> plain text, for SQL: params_text['max_features'] = 'log2'
+        ("resource", pa.int64()),  # early stopping: the rounds / trees / epochs / folds it reached
     ]
 )
 
@@ -108,6 +111,7 @@ ITERATIONS = pa.schema(
         ("experiment_id", pa.string()),
         ("trial_id", pa.string()),
         ("iteration", pa.int64()),
+        ("resource", pa.int64()),  # early stopping: the resource this report is at
         ("metrics", _num_map),
         ("updated_at", _ts),
     ]

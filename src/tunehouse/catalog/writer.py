@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import socket
 import threading
@@ -29,6 +30,9 @@ from tunehouse.catalog.schema import (
 )
 from tunehouse.catalog.storage import Storage, open_storage
 from tunehouse.records import RunInfo, TrialRecord, better
+
+#: Which finished trial may be the best: a full-budget one before an early-stopped one (``best_of``).
+_RANK = {"terminated": 2, "early_stopped": 1}
 
 #: A running experiment refreshes its row this often; readers call it interrupted when the
 #: heartbeat is older than HEARTBEAT_STALE_S (or, on the same host, when its driver is gone).
@@ -170,10 +174,10 @@ class ExperimentRecorder:
 
     def __init__(self, writer: CatalogWriter, info: RunInfo) -> None:
         self.writer, self.info = writer, info
-        self.done = 0
-        self.failed = 0
+        self.done = self.failed = self.early_stopped = 0
         self.best_value: float | None = None
         self.best_trial: str | None = None
+        self.best_status: str | None = None
         self.started = now()
         writer.experiment = {
             "experiment_id": writer.experiment_id,
@@ -197,6 +201,8 @@ class ExperimentRecorder:
             "driver_pid": os.getpid(),
             "trials_done": 0,
             "trials_failed": 0,
+            "trials_early_stopped": 0,
+            "max_resource": info.max_resource,
             "started_at": self.started,
             "features": info.features,
             "target": info.target,
@@ -210,20 +216,27 @@ class ExperimentRecorder:
 
     def recount(self, records: list[TrialRecord]) -> None:
         """Count afresh from ``records`` (all the experiment's trials, as the catalog holds them)."""
-        self.done = self.failed = 0
-        self.best_value = self.best_trial = None
+        self.done = self.failed = self.early_stopped = 0
+        self.best_value = self.best_trial = self.best_status = None
         self.carry_over(records)
 
     def _count(self, record: Any) -> None:
         value = record.metrics.get(self.info.objective)
-        if record.status == "error":
+        status = record.status
+        if status == "error":
             self.failed += 1
-        elif record.status == "terminated":
-            self.done += 1
-            if better(value, self.best_value, self.info.mode):
-                self.best_value, self.best_trial = float(value), record.trial_id
+        elif status in _RANK:
+            if status == "terminated":
+                self.done += 1
+            else:
+                self.early_stopped += 1
+            # best_of's rule: a trial that ran its full budget beats any early-stopped one
+            rank, best_rank = _RANK[status], _RANK.get(self.best_status, 0)
+            if math.isfinite(value if isinstance(value, (int, float)) else math.nan) and (
+                    rank > best_rank or (rank == best_rank and better(value, self.best_value, self.info.mode))):
+                self.best_value, self.best_trial, self.best_status = float(value), record.trial_id, status
         self.writer.experiment.update(
-            trials_done=self.done, trials_failed=self.failed,
+            trials_done=self.done, trials_failed=self.failed, trials_early_stopped=self.early_stopped,
             best_value=self.best_value, best_trial_id=self.best_trial,
         )
 
@@ -238,8 +251,10 @@ class ExperimentRecorder:
         self.writer.add("trials", row)
         self.writer.maybe_flush()
 
-    def trial_result(self, trial_id: str, iteration: int, metrics: dict[str, float]) -> None:
-        self.writer.add("iterations", {"trial_id": trial_id, "iteration": iteration, "metrics": num_map(metrics)})
+    def trial_result(self, trial_id: str, iteration: int, metrics: dict[str, float], *,
+                     resource: int | None = None) -> None:
+        self.writer.add("iterations", {"trial_id": trial_id, "iteration": iteration, "metrics": num_map(metrics),
+                                       "resource": None if resource is None else int(resource)})
 
     def trial_finished(self, record: TrialRecord) -> None:
         row = self._trial_row(
@@ -257,6 +272,7 @@ class ExperimentRecorder:
             iterations=record.iterations,
             best_metrics=record.best_metrics,
             attempts=record.attempts,
+            resource=record.resource,
         )
         self.writer.add("trials", row)
         self._count(record)
@@ -319,6 +335,7 @@ class ExperimentRecorder:
             "ended_at": ts(kw.get("ended_at")),
             "attempts": kw.get("attempts"),
             "memory_mb": info.memory_mb,
+            "resource": kw.get("resource"),
         }
 
     def _relative(self, path: str | None) -> str | None:

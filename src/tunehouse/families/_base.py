@@ -12,10 +12,13 @@ from typing import Any, ClassVar
 
 @dataclass(frozen=True)
 class Resource:
-    """What a model learns in, for early stopping: the parameter that sets it and its unit."""
+    """What a model learns in, for early stopping: the parameter that sets it, its unit, and how
+    the model grows in steps (``tunehouse.stepping``): ``warm_start`` (set the parameter, fit
+    again), ``partial_fit`` (one call per epoch) or ``callback`` (the family's ``fit_in_steps``)."""
 
     param: str  # e.g. n_estimators, max_iter
     unit: str  # e.g. "boosting rounds", "trees", "iterations", "epochs"
+    how: str = "warm_start"
 
 
 class ModelFamily:
@@ -34,7 +37,9 @@ class ModelFamily:
       (``save_native`` / ``load_native``, named by ``native_format``); otherwise the whole
       pipeline goes to skops. ``trusted`` lists the type prefixes export lets skops load.
     - ``resource`` names what a class learns in (boosting rounds, trees, epochs) so a trial
-      can report as it learns and be stopped early; None when it cannot grow.
+      can report as it learns and be stopped early; None when it cannot grow. A family whose
+      resource grows by ``callback`` implements ``fit_in_steps``; grown in steps, a model must
+      equal the one a single fit with the same resource gives.
     """
 
     name: ClassVar[str]
@@ -69,6 +74,17 @@ class ModelFamily:
 
     def resource(self, cls: type) -> Resource | None:
         return None
+
+    def fit_in_steps(self, estimator: Any, X: Any, y: Any, X_valid: Any, *, steps: set[int],
+                     reached: Any, resume: Any = None, start: int = 0) -> None:
+        """``callback`` families: fit ``estimator`` to its full budget, calling
+        ``reached(rounds, predictions on X_valid, snapshot)`` after each round in ``steps``.
+
+        ``predictions`` are what the library predicts (P(class 1) for a binary classifier, a
+        column per class, or values); ``snapshot()`` returns the model so far, which ``resume``
+        (with ``start`` rounds done) continues from. ``reached`` may raise ``StopTraining``.
+        """
+        raise NotImplementedError(self.name)
 
     def save_native(self, estimator: Any, folder: Path) -> dict[str, Any]:
         """Write ``estimator`` in the native format; return its entry for ``tunehouse.json``."""

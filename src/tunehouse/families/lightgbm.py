@@ -27,7 +27,24 @@ class LightGBMFamily(ModelFamily):
         return {**super().defaults(cls, cpus=cpus, seed=seed), "n_jobs": cpus, "verbose": -1}
 
     def resource(self, cls: type) -> Resource | None:
-        return Resource("n_estimators", "boosting rounds")
+        return Resource("n_estimators", "boosting rounds", "callback")
+
+    def fit_in_steps(self, estimator: Any, X: Any, y: Any, X_valid: Any, *, steps: set[int],
+                     reached: Any, resume: Any = None, start: int = 0) -> None:
+        import lightgbm
+
+        def at_steps(env: Any) -> None:
+            rounds = env.iteration + 1  # absolute: a resumed model's rounds count
+            if rounds in steps:
+                model = env.model
+                out = model.predict(X_valid, num_iteration=rounds)
+                reached(rounds, out, lambda: model.model_to_string())
+
+        init = None
+        if resume is not None:
+            init = lightgbm.Booster(model_str=resume)
+            estimator.set_params(n_estimators=estimator.get_params()["n_estimators"] - start)
+        estimator.fit(X, y, callbacks=[at_steps], init_model=init)
 
     def save_native(self, estimator: Any, folder: Path) -> dict[str, Any]:
         estimator.booster_.save_model(str(folder / "model.txt"))

@@ -32,8 +32,9 @@ class SklearnFamily(ModelFamily):
         return kwargs
 
     def resource(self, cls: type) -> Resource | None:
-        if cls.__name__ in _WARM:
-            return _WARM[cls.__name__]
+        for base in cls.__mro__:  # a subclass of a forest grows like the forest
+            if base.__name__ in _WARM:
+                return _WARM[base.__name__]
         if hasattr(cls, "partial_fit") and "max_iter" in init_params(cls):
-            return Resource("max_iter", "epochs")  # SGD, MLP, Perceptron, passive-aggressive
+            return Resource("max_iter", "epochs", "partial_fit")  # SGD, MLP, Perceptron, passive-aggressive
         return None

@@ -28,7 +28,30 @@ class XGBoostFamily(ModelFamily):
         return {**super().defaults(cls, cpus=cpus, seed=seed), "n_jobs": cpus, "verbosity": 0}
 
     def resource(self, cls: type) -> Resource | None:
-        return Resource("n_estimators", "boosting rounds")
+        return Resource("n_estimators", "boosting rounds", "callback")
+
+    def fit_in_steps(self, estimator: Any, X: Any, y: Any, X_valid: Any, *, steps: set[int],
+                     reached: Any, resume: Any = None, start: int = 0) -> None:
+        import xgboost
+
+        class AtSteps(xgboost.callback.TrainingCallback):
+            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                rounds = epoch + 1  # epochs count on from a resumed model's rounds
+                if rounds in steps:
+                    out = model.inplace_predict(X_valid, iteration_range=(0, rounds))
+                    reached(rounds, out, lambda: bytes(model.save_raw("ubj")))
+                return False
+
+        booster = None
+        if resume is not None:
+            booster = xgboost.Booster()
+            booster.load_model(bytearray(resume))
+            estimator.set_params(n_estimators=estimator.get_params()["n_estimators"] - start)
+        estimator.set_params(callbacks=[AtSteps()])
+        try:
+            estimator.fit(X, y, xgb_model=booster)
+        finally:
+            estimator.set_params(callbacks=None)  # a fitted model pickles without our callback
 
     def save_native(self, estimator: Any, folder: Path) -> dict[str, Any]:
         estimator.save_model(str(folder / "model.ubj"))
