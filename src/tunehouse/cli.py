@@ -432,7 +432,8 @@ def cmd_jobs_stop(args: argparse.Namespace) -> int:
 def _print_run(result: Any, out: Any = None) -> None:
     say = functools.partial(print, file=out or sys.stdout)
     n, failed = len(result.trials), len(result.failed)
-    say(f"experiment {result.experiment_id}: {n} trials ({failed} failed) in {result.wall_s:.1f}s, "
+    counts = f"{failed} failed" + (f", {len(result.early_stopped)} early-stopped" if result.max_resource else "")
+    say(f"experiment {result.experiment_id}: {n} trials ({counts}) in {result.wall_s:.1f}s, "
           f"{result.algorithm} search, {result.mode} {result.objective}")
     if result.positive_class is not None:
         say(f"positive class: {result.positive_class!r} (scored by precision, recall, f1, roc_auc)")
@@ -447,6 +448,9 @@ def _print_run(result: Any, out: Any = None) -> None:
           + (f" ± {b.metrics[result.objective + '_std']:.3g}" if result.objective + "_std" in b.metrics else ""))
     for k, v in b.params.items():
         say(f"  param {k} = {v!r}")
+    if result.max_resource and b.resource is not None:
+        how = "stopped early" if b.status == "early_stopped" else "its full budget"
+        say(f"  resource: {b.resource} of {result.max_resource} ({how}; the refit uses {b.resource})")
     for k, v in sorted(b.metrics.items()):
         if k != result.objective and not k.endswith("_std"):
             say(f"  {k}: {v:.6g}")
@@ -519,7 +523,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
     if args.limit is not None:
         df = df.head(args.limit)
     if not args.all_columns and not args.json:
-        df = df[["trial_id", "status", *params, *metrics, "wall_s", "cpu_s", "peak_rss_mb", "node_id", "error"]]
+        extra = ["resource"] if "resource" in df.columns and df.resource.notna().any() else []
+        df = df[["trial_id", "status", *params, *metrics, *extra, "wall_s", "cpu_s", "peak_rss_mb", "node_id", "error"]]
         df = df.assign(node_id=df.node_id.str[:12])
     _print_frame(df, as_json=args.json)
     return 0

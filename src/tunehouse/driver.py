@@ -147,7 +147,7 @@ def run(
     history = resume.history if resume else History()
     exp_id = _experiment_id(spec, prep, experiment_id, resume)
     recorder = _recorder(spec, prep, exp_id, resume)
-    from tunehouse.search import plan_for
+    from tunehouse.search import algorithm, plan_for
     from tunehouse.tracking import SearchLimits, TrialTracker
 
     limits = SearchLimits(spec.time_budget_s, spec.failure.max_failed_trials,
@@ -161,6 +161,7 @@ def run(
     stop_reason: str | None = None
     try:
         trials = _tune(tuner, plan, backend, tracker, recorder, history, clock)
+        told = None if backend.remote_loop else algorithm(spec.search.algorithm).told(plan)
         stop_reason = _stop_reason(limits, len(history.finished) + plan.num_samples, trials)
         best = best_of(trials, spec.objective.name, spec.mode)
         _require_success(best, trials, stop_reason)
@@ -185,6 +186,7 @@ def run(
         storage_path=prep.store.full_uri(f"checkpoints/{exp_id}"), trials=trials, best=best,
         test_metrics=test_metrics, wall_s=time.perf_counter() - clock.t0, phases=clock.phases,
         cluster_cpus=backend.cluster_cpus(), stop_reason=stop_reason, positive_class=info.positive_class,
+        max_resource=spec.max_resource, searcher=told,
     )
 
 

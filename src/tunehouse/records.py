@@ -58,10 +58,16 @@ class RunResult:
     phases: dict[str, float] = field(default_factory=dict)  # where the wall time went, seconds
     stop_reason: str | None = None  # why the search ended early (time budget, failed trials)
     positive_class: Any = None  # binary classification: the label f1, precision, recall, roc_auc score
+    max_resource: int | None = None  # early stopping: a trial's full budget
+    searcher: dict[str, int] | None = None  # what the searcher was told: Optuna's trials by state
 
     @property
     def failed(self) -> list[TrialRecord]:
         return [t for t in self.trials if t.status == "error"]
+
+    @property
+    def early_stopped(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.status == "early_stopped"]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -267,7 +267,8 @@ def learner(p: TrialPayload, params: dict[str, Any], tr: np.ndarray, va: np.ndar
         return _Grown(p, params, X_tr, y_tr, state, done)
     if plan.how == "function":
         def train_function(reached: Callable[..., None]) -> Any:
-            return f.fit(params, X_tr, y_tr, X_va, y_va, report=lambda step, metrics: reached(step, dict(metrics)))
+            return f.fit(params, X_tr, y_tr, X_va, y_va, budget=plan.max_resource,
+                         report=lambda step, metrics: reached(step, dict(metrics)))
 
         return _Threaded(Gate(train_function, should_stop=should_stop), lambda metrics: metrics)
     family = family_for(f.path)

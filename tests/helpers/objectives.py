@@ -109,3 +109,45 @@ def paced(params, data):
 
     time.sleep(0.3)
     return {"loss": (params["x"] - 2.0) ** 2}
+
+
+def learns(params, data):
+    """A training function that learns in steps: its loss falls towards ``params["x"] ** 2``.
+
+    It reports every step through ``data.report`` (early stopping; a no-op otherwise) and
+    returns the final metrics. ``data.budget`` (the spec's ``max_resource``) sets its steps.
+    """
+    steps = data.budget or int(params.get("steps", 4))
+    loss = None
+    for step in range(1, steps + 1):
+        loss = float(params["x"]) ** 2 + 1.0 / step
+        data.report(step, {"loss": loss})
+    return {"loss": loss}
+
+
+def _forest():
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier
+
+
+class DyingForest(_forest()):
+    """A random forest whose worker dies (``os._exit``) the first time it grows past ``die_at``
+    trees; every fit appends its tree count to ``<marker>/fits`` (the test reads the attempts)."""
+
+    def __init__(self, n_estimators=100, *, max_depth=None, random_state=None, warm_start=False,
+                 marker="", die_at=10**9):
+        super().__init__(n_estimators=n_estimators, max_depth=max_depth, random_state=random_state,
+                         warm_start=warm_start)
+        self.marker, self.die_at = marker, die_at
+
+    def fit(self, X, y, sample_weight=None):
+        import os
+
+        with open(os.path.join(self.marker, "fits"), "a") as f:
+            f.write(f"{self.n_estimators}\n")
+        died = os.path.join(self.marker, "died")
+        if self.n_estimators > self.die_at and not os.path.exists(died):
+            open(died, "w").close()
+            os._exit(1)
+        return super().fit(X, y, sample_weight)

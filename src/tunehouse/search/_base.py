@@ -65,6 +65,11 @@ class SearchAlgorithm(abc.ABC):
     def plan(self, spec: Spec, history: History, *, cluster_cpus: float) -> Plan:
         """The searcher, param space and trial count for what is left of the search."""
 
+    def told(self, plan: Plan) -> dict[str, int] | None:
+        """After the search: what the searcher itself was told, e.g. a model-based searcher's
+        trial count by state (None when it keeps nothing, or ran on a cluster)."""
+        return None
+
 
 def remaining(points: Sequence[dict[str, Any]], finished: Sequence[TrialRecord]) -> list[dict[str, Any]]:
     """``points`` minus those already finished (each finished configuration cancels one point)."""

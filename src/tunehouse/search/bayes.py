@@ -62,6 +62,18 @@ class BayesSearch(SearchAlgorithm):
         return Plan(ConcurrencyLimiter(searcher, max_concurrent=limit), {}, n)
 
 
+    def told(self, plan: Plan) -> dict[str, int] | None:
+        """Optuna's study's trials by state (COMPLETE, PRUNED, FAIL, ...): every trial of the
+        search must be there, early-stopped ones with their last result (ray#15283 lost them)."""
+        study = getattr(getattr(plan.searcher, "searcher", None), "_ot_study", None)
+        if study is None:
+            return None
+        counts: dict[str, int] = {}
+        for t in study.trials:
+            counts[t.state.name] = counts.get(t.state.name, 0) + 1
+        return counts
+
+
 def study_searcher(spec, history: History):
     """OptunaSearch over the space's distributions, told about the history's trials.
 

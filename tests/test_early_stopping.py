@@ -1,0 +1,239 @@
+"""Trials that learn in steps (issue 13), without Ray: every family's resource, CV folds in
+lockstep, a training function's ``report``, resuming from a state, the catalog's rules."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import threading
+import time
+
+import pytest
+
+from tunehouse.records import TrialRecord, best_of
+from tunehouse.spec import parse_spec
+from tunehouse.stepping import Gate, StopTraining
+from tunehouse.trainable import evaluate, make_payload, refit
+from tunehouse.validate import validate
+
+
+def _payload(model, space, *, es="{scheduler: asha, max_resource: 30, report_every: 10}", metric="roc_auc",
+             evaluation="{cv: 3, test_size: 0.2}", extra="", data="{sklearn: breast_cancer}"):
+    spec = parse_spec(f"""
+name: t
+seed: 3
+task: classification
+data: {data}
+model: {model}
+evaluation: {evaluation}
+metrics: [{metric}]
+search:
+  algorithm: random
+  num_samples: 2
+  early_stopping: {es}
+space: {space}
+{extra}
+""")
+    dataset, splits = validate(spec)
+    return make_payload(spec, dataset, splits)
+
+
+def _steps(p, params, *, keep_state=False, **kw):
+    """Evaluate, collecting (resource, metrics, state) per report; a state is pickled at its
+    report (as a checkpoint would be) when ``keep_state``."""
+    got = []
+
+    def report(r, m, state):
+        got.append((r, m, pickle.loads(pickle.dumps(state())) if keep_state else state))
+
+    out = evaluate(params, p, report=report, **kw)
+    return got, out
+
+
+FAMILIES = [
+    ("xgboost", "{max_depth: {type: int, low: 2, high: 4}}", {"max_depth": 3}),
+    ("lightgbm", "{num_leaves: {type: int, low: 4, high: 8}}", {"num_leaves": 6}),
+    ("histgb", "{max_depth: {type: int, low: 2, high: 4}}", {"max_depth": 3}),
+    ("sklearn.ensemble.RandomForestClassifier", "{max_depth: {type: int, low: 2, high: 4}}", {"max_depth": 3}),
+    ("sklearn.ensemble.ExtraTreesClassifier", "{max_depth: {type: int, low: 2, high: 4}}", {"max_depth": 3}),
+    ("sklearn.ensemble.GradientBoostingClassifier", "{max_depth: {type: int, low: 2, high: 4}}", {"max_depth": 2}),
+]
+
+
+@pytest.mark.parametrize(("model", "space", "params"), FAMILIES, ids=[f[0].rsplit(".", 1)[-1] for f in FAMILIES])
+def test_each_family_reports_in_steps_equal_to_plain_fits_at_that_resource(model, space, params):
+    p = _payload(model, space)
+    got, out = _steps(p, params)
+    assert [r for r, _, _ in got] == [10, 20]
+    assert out.resource == 30
+    plain = dataclasses.replace(p, steps=None)
+    for r, metrics, _ in got:  # every step's mean over folds is what a fit with that resource scores
+        ref = evaluate({**params, p.steps.param: r}, plain).metrics
+        assert metrics["roc_auc"] == pytest.approx(ref["roc_auc"], abs=1e-12)
+    full = evaluate({**params, p.steps.param: 30}, plain)
+    assert out.metrics == pytest.approx(full.metrics, abs=1e-12)
+    assert len(out.model.models) == 3  # the k fold models, fitted to the full budget
+
+
+def test_partial_fit_estimators_learn_one_epoch_per_unit():
+    p = _payload("sklearn.linear_model.SGDClassifier", "{alpha: {type: loguniform, low: 0.0001, high: 0.01}}",
+                 es="{scheduler: median, max_resource: 5, report_every: 1}", metric="accuracy",
+                 extra="preprocess: {scale: standard}")
+    assert (p.steps.how, p.steps.param) == ("partial_fit", "max_iter")
+    got, out = _steps(p, {"alpha": 0.001})
+    assert [r for r, _, _ in got] == [1, 2, 3, 4]
+    est = out.model.models[0].steps[-1][1]
+    n_rows = len(p.X) * 2 // 3
+    assert abs(est.t_ - 1 - 5 * n_rows) <= 5  # five epochs over the fold's training rows
+
+
+def test_folds_report_the_running_mean_after_each_fold_and_end_as_plain_cv():
+    p = _payload("sklearn.svm.SVC", "{C: {type: loguniform, low: 0.1, high: 10}}",
+                 es="{scheduler: asha, resource: folds}", evaluation="{cv: 4, test_size: 0.2}", metric="accuracy",
+                 extra="preprocess: {scale: standard}")
+    assert p.steps.resource == "folds" and p.steps.max_resource == 4
+    got, out = _steps(p, {"C": 1.0})
+    assert [r for r, _, _ in got] == [1, 2, 3]
+    plain = evaluate({"C": 1.0}, dataclasses.replace(p, steps=None))
+    assert out.metrics == pytest.approx(plain.metrics, abs=1e-12)
+    # the state after fold 2 resumes at fold 3: the same end, folds 1-2 not fitted again
+    state = pickle.loads(pickle.dumps(got[1][2]()))
+    again, resumed = _steps(p, {"C": 1.0}, resume=state)
+    assert [r for r, _, _ in again] == [3]
+    assert resumed.metrics == pytest.approx(plain.metrics, abs=1e-12)
+
+
+def test_a_training_function_reports_through_fold_report_averaged_over_folds():
+    p = _payload("helpers.objectives:learns", "{x: {type: uniform, low: -1, high: 1}}",
+                 es="{scheduler: asha, max_resource: 5, report_every: 1}", metric="{name: loss, mode: min}")
+    assert p.steps.how == "function"
+    got, out = _steps(p, {"x": 0.5})
+    assert [r for r, _, _ in got] == [1, 2, 3, 4]
+    assert [m["loss"] for _, m, _ in got] == pytest.approx([0.25 + 1 / s for s in (1, 2, 3, 4)])
+    assert out.metrics["loss"] == pytest.approx(0.25 + 1 / 5)
+
+
+def test_a_warm_start_trial_resumes_from_its_state_to_the_same_model():
+    p = _payload("sklearn.ensemble.RandomForestClassifier", "{max_depth: {type: int, low: 2, high: 4}}")
+    got, full = _steps(p, {"max_depth": 3}, keep_state=True)
+    state = got[0][2]  # what a checkpoint at resource 10 holds
+    again, resumed = _steps(p, {"max_depth": 3}, resume=state)
+    assert [r for r, _, _ in again] == [20]
+    assert resumed.metrics == pytest.approx(full.metrics, abs=1e-12)
+
+
+def test_a_boosting_trial_resumes_from_its_booster_and_ends_at_the_full_budget():
+    p = _payload("xgboost", "{max_depth: {type: int, low: 2, high: 4}}")
+    got, _ = _steps(p, {"max_depth": 3}, keep_state=True)
+    state = got[1][2]  # the boosters after 20 rounds
+    again, resumed = _steps(p, {"max_depth": 3}, resume=state)
+    assert again == []  # nothing left to report below 30
+    assert [m.steps[-1][1].get_booster().num_boosted_rounds() for m in resumed.model.models] == [30, 30, 30]
+
+
+def test_refit_uses_the_trials_resource():
+    p = _payload("xgboost", "{max_depth: {type: int, low: 2, high: 4}}")
+    model = refit(p, {"max_depth": 3}, resource=20)
+    assert model.steps[-1][1].get_booster().num_boosted_rounds() == 20
+
+
+def test_a_stopped_gate_ends_its_training_thread_promptly():
+    reached = []
+
+    def train(at):
+        for step in range(1, 10_000):
+            time.sleep(0.001)
+            at(step, step)
+            reached.append(step)
+
+    gate = Gate(train, should_stop=lambda: False)
+    assert gate.until(5) == (5, 5)
+    gate.close()
+    assert not gate._thread.is_alive() and max(reached) < 10
+
+
+def test_a_scheduler_stop_during_a_step_ends_the_trial():
+    stop = threading.Event()
+
+    def train(at):
+        at(1, "one")
+        stop.set()  # Tune asks the trial to stop while it trains towards step 2
+        time.sleep(30)
+
+    gate = Gate(train, should_stop=stop.is_set)
+    assert gate.until(1) == (1, "one")
+    t = time.monotonic()
+    with pytest.raises(SystemExit):
+        gate.until(2)
+    assert time.monotonic() - t < 5
+    gate.close()
+
+
+def test_an_error_in_the_training_thread_reaches_the_trial():
+    def train(at):
+        raise ValueError("bad config")
+
+    with pytest.raises(ValueError, match="bad config"):
+        Gate(train, should_stop=lambda: False).until(1)
+    assert issubclass(StopTraining, Exception)
+
+
+def test_best_prefers_full_budget_trials_over_early_stopped_ones():
+    full = TrialRecord("a", "terminated", {}, metrics={"auc": 0.90}, resource=100)
+    early = TrialRecord("b", "early_stopped", {}, metrics={"auc": 0.95}, resource=20)
+    assert best_of([early, full], "auc", "max") is full
+    assert best_of([early, TrialRecord("c", "error", {})], "auc", "max") is early
+    rows = [{"status": "early_stopped", "auc": 0.95}, {"status": "terminated", "auc": 0.5}]
+    assert best_of(rows, "auc", "max") is rows[1]
+
+
+def test_without_early_stopping_nothing_changes():
+    p = _payload("xgboost", "{max_depth: {type: int, low: 2, high: 4}}", es="null",
+                 extra="")
+    assert p.steps is None
+    got, out = _steps(p, {"max_depth": 3})
+    assert got == [] and out.resource is None
+
+
+def test_the_catalog_records_early_stopped_trials_their_resource_and_every_report(tmp_path):
+    from types import SimpleNamespace
+
+    from tunehouse.catalog import Catalog, CatalogWriter, ExperimentRecorder
+    from tunehouse.driver import describe
+    from tunehouse.tracking import SearchLimits, TrialTracker
+
+    spec = parse_spec("""
+name: es
+task: classification
+data: {sklearn: iris}
+model: xgboost
+metrics: [accuracy]
+search:
+  algorithm: random
+  num_samples: 3
+  early_stopping: {scheduler: asha, max_resource: 30, report_every: 10}
+space: {max_depth: {type: int, low: 1, high: 9}}
+""")
+    info = describe(spec, SimpleNamespace(fingerprint="fp", source="sklearn:iris"), "e1", {})
+    recorder = ExperimentRecorder(CatalogWriter(str(tmp_path), "e1", flush_s=3600), info)
+    recorder.start(cluster_cpus=2, cluster_nodes=1)
+    tracker = TrialTracker(recorder, SearchLimits(None, None), mode_of=info.mode_of, note=lambda s: None,
+                           max_resource=spec.max_resource)
+    for key, accs in (("a", [0.9, 0.95, 0.96]), ("b", [0.97])):  # b is stopped at 10, better so far
+        tracker.start(key, {"max_depth": 3})
+        for i, acc in enumerate(accs):
+            tracker.result(key, {"training_iteration": i + 1, "accuracy": acc, "resource": 10 * (i + 1)})
+        tracker.complete(key, None, f"/ckpt/{key}")
+    recorder.finish("completed")
+    cat = Catalog(str(tmp_path))
+    trials = cat.trials("e1").set_index("trial_id")
+    assert trials.loc["a", "status"] == "terminated" and trials.loc["a", "resource"] == 30
+    assert trials.loc["b", "status"] == "early_stopped" and trials.loc["b", "resource"] == 10
+    assert not isinstance(trials.loc["b", "checkpoint_uri"], str)  # a stopped trial keeps no final model
+    exp = cat.experiment("e1")
+    assert (exp["trials_done"], exp["trials_early_stopped"], exp["max_resource"]) == (1, 1, 30)
+    assert exp["best_trial_id"] == "a" and cat.best("e1")["trial_id"] == "a"
+    its = cat.iterations("e1")
+    assert its.groupby("trial_id").resource.apply(list).to_dict() == {"a": [10, 20, 30], "b": [10]}
+    sql = cat.sql("select trial_id, max(resource) r from iterations group by trial_id order by 1").fetchall()
+    assert sql == [("a", 30), ("b", 10)]
