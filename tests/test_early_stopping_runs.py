@@ -5,7 +5,6 @@ worker's trial resuming from its checkpoint."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -9,7 +9,7 @@ from conftest import SPECS, base_spec
 from tunehouse.data import split
 from tunehouse.driver import _test_score  # noqa: F401  (import check)
 from tunehouse.models import FoldEnsemble
-from tunehouse.trainable import TrialPayload, _folds, evaluate, make_payload, run_trial
+from tunehouse.trainable import TrialPayload, evaluate, folds_of, make_payload, run_trial
 from tunehouse.validate import load_checked
 
 
@@ -42,7 +42,7 @@ def test_preprocessing_is_fitted_inside_each_fold(write_spec):
     """Leakage check: each fold's imputer saw only that fold's training rows."""
     p, _ = payload_for(SPECS / "customers_csv.yaml")
     out = evaluate({"C": 1.0, "class_weight": None, "prep__num__impute__strategy": "median"}, p)
-    folds = _folds(p)
+    folds = folds_of(p)
     assert len(out.model) == len(folds) == 4
     full_median = p.X["monthly_charges"].median()
     seen = []
@@ -132,7 +132,7 @@ def test_training_function_with_preprocess_gets_its_output_fitted_on_the_fold(wr
     p, _ = payload_for(_function_spec(write_spec, preprocess={"impute": "median", "onehot": True}))
     SEEN.clear()
     evaluate({"C": 1.0}, p)
-    for fold, (tr, _va) in zip(SEEN, _folds(p), strict=True):
+    for fold, (tr, _va) in zip(SEEN, folds_of(p), strict=True):
         X = fold.X_train
         assert "plan_basic" in X.columns and "plan" not in X.columns  # one-hot, named columns
         assert not X.isna().any().any() and not fold.X_valid.isna().any().any()
@@ -185,7 +185,7 @@ def test_clustering_function_is_scored_on_its_own_pipelines_features(write_spec)
         metrics=["silhouette"], evaluation={"holdout": 0.3, "test_size": 0.0}, space={"k": [3, 4]},
     )))
     out = evaluate({"k": 3}, p)
-    _tr, va = _folds(p)[0]
+    _tr, va = folds_of(p)[0]
     pipe = out.model.model
     X_va = p.X.iloc[va]
     want = silhouette_score(pipe[:-1].transform(X_va), pipe.predict(X_va))
