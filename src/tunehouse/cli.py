@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
     r.add_argument("--num-samples", type=int, default=None, help="override search.num_samples")
     r.add_argument("--experiment-id", default=None, help="use this experiment id (default: NAME-TIME-RANDOM)")
-    r.add_argument("--json", action="store_true", help="print the result as JSON")
+    r.add_argument("--json", action="store_true", help="print the result as JSON (progress: plain lines on stderr)")
+    r.add_argument("--quiet", action="store_true", help="show no progress while the search runs")
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_run)
 
@@ -141,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--catalog", default=None, help="catalog folder or s3:// URI (default ./tunehouse-catalog or $TUNEHOUSE_CATALOG)")
     rs.add_argument("--address", default=None, help="Ray cluster to attach to; default: an embedded local Ray")
     rs.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
-    rs.add_argument("--json", action="store_true", help="print the result as JSON")
+    rs.add_argument("--json", action="store_true", help="print the result as JSON (progress: plain lines on stderr)")
+    rs.add_argument("--quiet", action="store_true", help="show no progress while the search runs")
     rs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     rs.set_defaults(func=cmd_resume)
 
@@ -294,17 +296,24 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace, start: Any) -> int:
-    """Run a search (``start(backend=..., stop=...)``), then print its result to the real stdout."""
+    """Run a search (``start(backend=..., stop=..., on_progress=...)``) showing its progress on
+    stderr (a live panel on a terminal, plain lines elsewhere and with ``--json``, nothing with
+    ``--quiet``), then print its result to the real stdout."""
     from tunehouse.backend import backend_for
     from tunehouse.driver import StopSignal
+    from tunehouse.report import RunProgress, make_display
 
     session = args.session
     session.stop = StopSignal()
     session.stop.install()
     session.backend = backend_for(args.address, connect_timeout=args.connect_timeout, own_signals=True)
+    progress = RunProgress(make_display(sys.stderr, quiet=args.quiet, live=False if args.json else None))
     with _results_stdout() as out:
         try:
-            result = start(backend=session.backend, stop=session.stop)
+            try:
+                result = start(backend=session.backend, stop=session.stop, on_progress=progress)
+            finally:
+                progress.close()  # the summary stays, before any result or error line
         except BaseException:
             session.backend.shutdown()
             raise

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from tunehouse.search import History, Plan
 if TYPE_CHECKING:  # pragma: no cover
     from tunehouse.backend import Backend
     from tunehouse.catalog import ExperimentRecorder, Storage
+    from tunehouse.report import Progress
     from tunehouse.spec import Spec
     from tunehouse.tracking import SearchLimits, TrialTracker
 
@@ -120,6 +122,7 @@ def run(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     backend: Backend | None = None,
     stop: StopSignal | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> RunResult:
     """Run the search a spec describes and return every trial and the best one.
 
@@ -136,12 +139,17 @@ def run(
         connect_timeout: seconds to reach the cluster at ``address`` before failing.
         backend: how Ray is reached (default: ``backend_for(address)``).
         stop: SIGTERM handling (the CLI's); None leaves signals alone.
+        on_progress: called with a ``report.Progress`` of the whole experiment after every
+            trial event (start, report, end), unthrottled, and once more with the final status
+            (completed, stopped, failed, interrupted) before ``run`` returns or raises; e.g. a
+            ``report.RunProgress``. Under Ray Client the events happen on the cluster, so only
+            the final snapshot comes. Its exceptions are said in one line, never raised.
 
     Raises:
         SpecError: bad input found while loading data or the model (nothing has run).
         RunError: Ray could not start or be reached, or no trial finished.
     """
-    clock = _Clock()
+    clock, started_at = _Clock(), time.time()
     backend = backend or backend_for(address, connect_timeout=connect_timeout)
     prep = _start(spec, catalog, backend, stop, clock)
     history = resume.history if resume else History()
@@ -157,8 +165,11 @@ def run(
     plan = plan_for(spec, history, cluster_cpus=backend.cluster_cpus())
     tuner = _tuner(spec, plan, prep, backend, tracker, limits, exp_id, callbacks)
     recorder.start(cluster_cpus=backend.cluster_cpus(), cluster_nodes=backend.cluster_nodes())
+    final_progress = _follow(on_progress, spec, exp_id, history, tracker, started_at, backend.remote_loop)
     t = clock.took("setup", clock.t0 + clock.phases["ray_start_and_data"])
     stop_reason: str | None = None
+    trials: list[TrialRecord] | None = None
+    status = "failed"
     try:
         trials = _tune(tuner, plan, backend, tracker, recorder, history, clock)
         told = None if backend.remote_loop else algorithm(spec.search.algorithm).told(plan)
@@ -169,16 +180,21 @@ def run(
         test_metrics = _test_score(spec, prep, best)
         clock.took("refit_and_test", t)
     except KeyboardInterrupt as e:
-        _interrupted(e, stop, tracker, recorder)
+        status = _interrupted(e, stop, tracker, recorder)
         e.experiment_id, e.catalog = exp_id, prep.store.uri  # for the CLI's resume hint
         raise
     except RunError as e:
-        recorder.finish("stopped" if stop_reason else "failed", error=str(e), stop_reason=stop_reason)
+        status = "stopped" if stop_reason else "failed"
+        recorder.finish(status, error=str(e), stop_reason=stop_reason)
         raise
     except Exception as e:
         recorder.finish("failed", error=f"{type(e).__name__}: {e}")
         raise RunError(f"the search failed: {e}") from e
-    recorder.finish("stopped" if stop_reason else "completed", test_metrics=test_metrics, stop_reason=stop_reason)
+    else:
+        status = "stopped" if stop_reason else "completed"
+        recorder.finish(status, test_metrics=test_metrics, stop_reason=stop_reason)
+    finally:
+        final_progress(status, trials)
     info = recorder.info
     return RunResult(
         experiment_id=exp_id, name=spec.name, algorithm=info.algorithm, objective=info.objective,
@@ -188,6 +204,36 @@ def run(
         cluster_cpus=backend.cluster_cpus(), stop_reason=stop_reason, positive_class=info.positive_class,
         max_resource=spec.max_resource, searcher=told,
     )
+
+
+def _follow(on_progress: Callable[[Progress], None] | None, spec: Spec, exp_id: str, history: History,
+            tracker: TrialTracker, started_at: float, remote_loop: bool
+            ) -> Callable[[str, list[TrialRecord] | None], None]:
+    """Give ``on_progress`` a snapshot now (nothing started yet) and after every trial event (the
+    tracker's listener); return the final report: ``(status, trials)``, the experiment's trials
+    when known, else the tracker's. A remote loop (Ray Client) gets the final report only: its
+    events happen on the cluster, with a copy of the tracker and no listener."""
+    if on_progress is None:
+        return lambda status, trials: None
+    from dataclasses import asdict
+
+    from tunehouse.report import RunSnapshots
+    from tunehouse.tracking import say
+
+    snapshot = RunSnapshots(experiment_id=exp_id, name=spec.name, total=spec.planned_trials,
+                            objective=spec.objective.name, mode=spec.mode, started_at=started_at,
+                            earlier=[asdict(t) for t in history.finished])
+    tracker.listener = lambda t: on_progress(snapshot(t.rows()))
+
+    def report(rows: list[dict[str, Any]], status: str = "running") -> None:
+        try:
+            on_progress(snapshot(rows, status=status))
+        except Exception as e:  # a display must never fail the search
+            say(f"live progress display failed: {type(e).__name__}: {e}")
+
+    if not remote_loop:
+        report([])  # Ray is up and the data loaded; the first trial may take seconds more to start
+    return lambda status, trials: report(tracker.rows() if trials is None else [asdict(t) for t in trials], status)
 
 
 def _start(spec: Spec, catalog: Any, backend: Backend, stop: StopSignal | None, clock: _Clock) -> _Prepared:
@@ -392,12 +438,13 @@ def _test_score(spec: Spec, prep: _Prepared, best: TrialRecord | None) -> dict[s
 
 
 def _interrupted(e: KeyboardInterrupt, stop: StopSignal | None, tracker: TrialTracker,
-                 recorder: ExperimentRecorder) -> None:
-    """Ctrl-C (``interrupted``) or SIGTERM (``stopped``): close the running trials, flush."""
+                 recorder: ExperimentRecorder) -> str:
+    """Ctrl-C (``interrupted``) or SIGTERM (``stopped``): close the running trials, flush; the status."""
     stopped = stop is not None and stop.was_stopped(e)
     status = "stopped" if stopped else "interrupted"
     tracker.close_unfinished(status, "SIGTERM (a stop)" if stopped else "Ctrl-C or a kill")
     recorder.finish(status, stop_reason="SIGTERM (tunehouse jobs stop, or a scheduler)" if stopped else None)
+    return status
 
 
 # -- resume ---------------------------------------------------------------------------------
@@ -410,6 +457,7 @@ def resume(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     backend: Backend | None = None,
     stop: StopSignal | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> RunResult:
     """Continue an experiment whose driver died or was stopped, from what the catalog holds.
 
@@ -418,6 +466,7 @@ def resume(
     ray#28082): finished trials (terminated or error) are kept and not run again; trials that
     never finished run again under their ids; the search algorithm plans the rest from that
     history (``tunehouse.search``). The data must be unchanged (same fingerprint).
+    ``on_progress`` is ``run``'s; its snapshots count the earlier trials too.
 
     Raises:
         CatalogError: no such experiment.
@@ -454,7 +503,7 @@ def resume(
             history.unfinished.setdefault(config_key(t.params), []).append(t.trial_id)
     return run(spec, address=address, catalog=uri, experiment_id=exp_id, callbacks=callbacks,
                resume=Resume(history, exp.get("dataset_fingerprint"), exp.get("started_at")),
-               connect_timeout=connect_timeout, backend=backend, stop=stop)
+               connect_timeout=connect_timeout, backend=backend, stop=stop, on_progress=on_progress)
 
 
 # -- ids --------------------------------------------------------------------------------------

@@ -305,18 +305,20 @@ class RichDisplay(Display):
 
     Between updates the panel keeps ticking (twice a second): elapsed time grows and the ETA
     shrinks from the last snapshot, so a driver that updates only on trial events still shows
-    a moving clock during a long trial.
+    a moving clock during a long trial. An update redraws at once at most every
+    ``REDRAW_S`` (a driver updates on every trial event). While the panel is up, what Python
+    prints to standard output or error, when that is a terminal too, appears above the panel
+    instead of tearing it (a failed trial's line, for one).
     """
 
-    def __init__(self, console: Any) -> None:
-        from rich.live import Live
+    REDRAW_S = 0.1
 
+    def __init__(self, console: Any) -> None:
         self.console = console
         self._progress: Progress | None = None
         self._at = time.monotonic()
-        self._live = Live(console=console, transient=True, auto_refresh=True, refresh_per_second=2,
-                          get_renderable=self._render, redirect_stdout=False, redirect_stderr=False)
-        self._started = False
+        self._drawn = -math.inf
+        self._live: Any = None
 
     def _render(self) -> Any:
         from rich.text import Text
@@ -331,16 +333,30 @@ class RichDisplay(Display):
 
     def update(self, progress: Progress) -> None:
         self._progress, self._at = progress, time.monotonic()
-        if not self._started:
+        if self._live is None:
+            from rich.live import Live
+
+            # built at the first update: the redirection follows where the streams point then
+            self._live = Live(console=self.console, transient=True, auto_refresh=True, refresh_per_second=2,
+                              get_renderable=self._render, redirect_stdout=_is_terminal(sys.stdout),
+                              redirect_stderr=_is_terminal(sys.stderr))
             self._live.start()
-            self._started = True
-        self._live.refresh()
+        if self._at - self._drawn >= self.REDRAW_S:
+            self._drawn = self._at
+            self._live.refresh()
 
     def close(self, progress: Progress | None) -> None:
-        if self._started:
+        if self._live is not None:
             self._live.stop()
         if progress is not None:
             self.console.print(rich_view(progress, final=True))
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def make_display(stream: TextIO | None = None, *, quiet: bool = False, live: bool | None = None) -> Display:
@@ -360,6 +376,56 @@ def make_display(stream: TextIO | None = None, *, quiet: bool = False, live: boo
     if live is None:
         live = console.is_terminal and not console.is_dumb_terminal
     return RichDisplay(console) if live else PlainDisplay(stream)
+
+
+class RunSnapshots:
+    """Progress snapshots of a search from its driver's own trials (``TrialTracker.rows``).
+
+    ``earlier`` are a resumed experiment's finished trials: they count, and compete for the
+    best, but not for the ETA and the concurrency (they ran before a pause of unknown length).
+    A row of ``rows`` whose trial is one of them is left out, so ``rows`` may be this run's
+    trials or all of the experiment's.
+    """
+
+    def __init__(self, *, experiment_id: str, name: str | None, total: int | None, objective: str, mode: str,
+                 started_at: float | None = None, earlier: Iterable[Mapping[str, Any]] = ()) -> None:
+        self.experiment_id, self.name, self.total = experiment_id, name, total
+        self.objective, self.mode = objective, mode
+        self.started_at = time.time() if started_at is None else started_at
+        self._earlier = [{**r, "started_at": None, "ended_at": None} for r in earlier]
+        self._earlier_ids = {r.get("trial_id") for r in self._earlier}
+
+    def __call__(self, rows: Iterable[Mapping[str, Any]], *, status: str = "running") -> Progress:
+        """The snapshot now; ``status`` other than ``running`` ends the elapsed time now."""
+        ours = [r for r in rows if r.get("trial_id") not in self._earlier_ids] if self._earlier_ids else rows
+        return Progress.from_trials(
+            [*self._earlier, *ours], self.total, self.started_at, ended_at=time.time(), status=status,
+            objective=self.objective, mode=self.mode, experiment_id=self.experiment_id, name=self.name)
+
+
+class RunProgress:
+    """A run's ``on_progress`` (``driver.run``): shows each running snapshot on a display, and
+    ``close`` leaves the last snapshot's summary, once.
+
+    Call ``close`` in a ``finally``: after the driver's final snapshot (a status other than
+    ``running``, kept for the summary, not drawn as a live frame) it shows the final status;
+    after Ctrl-C or an error that came before it, the last snapshot seen.
+    """
+
+    def __init__(self, display: Display) -> None:
+        self.display = display
+        self.last: Progress | None = None
+        self._closed = False
+
+    def __call__(self, progress: Progress) -> None:
+        self.last = progress
+        if not self._closed and progress.status == "running":
+            self.display.update(progress)
+
+    def close(self, final: Progress | None = None) -> None:
+        if not self._closed:
+            self._closed = True
+            self.display.close(final or self.last)
 
 
 def rich_view(p: Progress, *, final: bool = False) -> Any:

@@ -12,7 +12,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tunehouse.records import TrialRecord, better, config_key
@@ -114,7 +114,15 @@ class TrialTracker:
     Events are keyed by the runner's trial id (Ray Tune's); the catalog's id is the same,
     except for a resumed experiment's unfinished trials, whose configuration runs again under
     its old catalog id so the catalog ends with each trial once (latest row wins).
+
+    ``listener`` (optional, e.g. a live display's) is called with the tracker after every
+    start, result and finish, and at ``end``; it reads ``rows()``. Its exception never reaches
+    the search: the first one is said in one line and the listener is dropped. It is not
+    pickled (Tune saves its callbacks with the experiment state, and Ray Client runs them on
+    the cluster, where there is no display to call).
     """
+
+    listener: Callable[[TrialTracker], None] | None = None
 
     def __init__(self, recorder: Any, limits: SearchLimits, *, mode_of: Callable[[str], str],
                  reuse_ids: dict[str, list[str]] | None = None, note: Callable[[str], None] = say,
@@ -124,6 +132,28 @@ class TrialTracker:
         self.records: list[TrialRecord] = []
         self._live: dict[str, _Live] = {}
         self._reuse = {k: list(v) for k, v in (reuse_ids or {}).items()}
+        self._rows: list[dict[str, Any]] = []  # rows() of the finished records, made once each
+
+    def rows(self) -> list[dict[str, Any]]:
+        """This run's trials as plain dicts (what ``report.Progress.from_trials`` reads): each
+        finished ``TrialRecord``'s fields, and each running trial's id, start and params with
+        status ``running``."""
+        self._rows.extend(asdict(r) for r in self.records[len(self._rows):])
+        running = [{"trial_id": live.trial_id, "status": "running", "started_at": live.started_at,
+                    "params": live.config} for live in self._live.values()]
+        return [*self._rows, *running]
+
+    def _notify(self) -> None:
+        if self.listener is None:
+            return
+        try:
+            self.listener(self)
+        except Exception as e:  # a display must never end a search
+            self.listener = None
+            self.note(f"live progress display failed, shown no more: {type(e).__name__}: {e}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "listener": None}  # a display stays with its terminal
 
     def start(self, key: str, config: dict[str, Any]) -> None:
         """A trial (re)starts. A retry (failure.max_retries) keeps its first start and its id."""
@@ -134,6 +164,7 @@ class TrialTracker:
         else:
             live.attempts += 1
         self.recorder.trial_started(live.trial_id, live.config, live.started_at, attempts=live.attempts)
+        self._notify()
 
     def result(self, key: str, result: dict[str, Any]) -> None:
         live = self._live[key]
@@ -144,6 +175,7 @@ class TrialTracker:
         for k, v in metrics.items():
             if k not in live.best or better(v, live.best[k], self.mode_of(k)):
                 live.best[k] = v
+        self._notify()
 
     def complete(self, key: str, result: dict[str, Any] | None, checkpoint: str | None) -> TrialRecord:
         last = result or self._live[key].last
@@ -185,6 +217,7 @@ class TrialTracker:
         if reason:  # a remote loop's driver reads it back from the experiment row
             self.recorder.writer.set_experiment(stop_reason=reason)
         self.recorder.writer.flush()
+        self._notify()
 
     def _finish(self, key: str, status: str, last: dict[str, Any], **kw: Any) -> TrialRecord:
         live = self._live.pop(key)
@@ -197,4 +230,5 @@ class TrialTracker:
         )
         self.records.append(record)
         self.recorder.trial_finished(record)
+        self._notify()
         return record

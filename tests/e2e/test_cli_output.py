@@ -83,7 +83,7 @@ FAILING = {
 def test_failed_trials_are_one_line_each_and_their_tracebacks_are_in_the_catalog(tmp_path, write_spec):
     spec, cat = write_spec(FAILING), str(tmp_path / "catalog")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
-    run = th("run", str(spec), "--catalog", cat, "--json", env=env, timeout=300)
+    run = th("run", str(spec), "--catalog", cat, "--json", "--quiet", env=env, timeout=300)  # no progress lines
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout)
     failed = {t["trial_id"]: t for t in result["trials"] if t["status"] == "error"}

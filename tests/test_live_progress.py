@@ -1,0 +1,153 @@
+"""The live progress of a run without Ray: TrialTracker's listener and rows, the driver's
+snapshots (RunSnapshots) and their display (RunProgress), on a real catalog and real displays."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import asdict
+from types import SimpleNamespace
+
+from tunehouse.catalog import CatalogWriter, ExperimentRecorder
+from tunehouse.driver import describe
+from tunehouse.records import TrialRecord
+from tunehouse.report import PlainDisplay, Progress, RunProgress, RunSnapshots
+from tunehouse.spec import parse_spec
+from tunehouse.tracking import SearchLimits, TrialTracker
+
+SPEC = """
+name: live
+task: classification
+data: {sklearn: iris}
+model: sklearn.tree.DecisionTreeClassifier
+metrics: [accuracy]
+search: {algorithm: random, num_samples: 5}
+space: {max_depth: {type: int, low: 1, high: 9}}
+"""
+
+
+def _tracker(tmp_path):
+    spec = parse_spec(SPEC)
+    info = describe(spec, SimpleNamespace(fingerprint="fp", source="sklearn:iris"), "e1", {"python": "3"})
+    recorder = ExperimentRecorder(CatalogWriter(str(tmp_path), "e1", flush_s=3600), info)
+    recorder.start(cluster_cpus=2, cluster_nodes=1)
+    notes: list[str] = []
+    tracker = TrialTracker(recorder, SearchLimits(None, None), mode_of=info.mode_of, note=notes.append)
+    return tracker, notes
+
+
+def _snapshots(total: int = 5, earlier=()) -> RunSnapshots:
+    return RunSnapshots(experiment_id="e1", name="live", total=total, objective="accuracy", mode="max",
+                        earlier=earlier)
+
+
+def _result(acc: float) -> dict:
+    return {"training_iteration": 1, "accuracy": acc, "usage/wall_s": 0.1, "done": True}
+
+
+def test_the_listener_sees_every_event_and_the_snapshot_counts_them(tmp_path):
+    tracker, notes = _tracker(tmp_path)
+    snap = _snapshots()
+    seen: list[Progress] = []
+    tracker.listener = lambda t: seen.append(snap(t.rows()))
+
+    tracker.start("a", {"max_depth": 3})
+    tracker.start("b", {"max_depth": 5})
+    tracker.start("c", {"max_depth": 9})
+    assert [(p.done, p.running, p.failed) for p in seen] == [(0, 1, 0), (0, 2, 0), (0, 3, 0)]
+    tracker.result("a", _result(0.8))
+    tracker.complete("a", None, None)
+    tracker.result("b", _result(0.9))
+    tracker.complete("b", None, None)
+    tracker.error("c", None, "ValueError: max_depth 9 is too deep")
+    tracker.start("d", {"max_depth": 4})
+    tracker.end()  # the search ended: d is closed as stopped
+
+    assert len(seen) == 3 + 2 + 2 + 1 + 1 + 1 + 1  # starts, results, ends, d's start, d stopped, end
+    after_b = seen[6]
+    assert (after_b.done, after_b.running, after_b.failed, after_b.finished) == (2, 1, 0, 2)
+    assert (after_b.best_value, after_b.best_trial_id, after_b.best_params) == (0.9, "b", {"max_depth": 5})
+    last = seen[-1]
+    assert (last.done, last.running, last.failed, last.stopped, last.total) == (2, 0, 1, 1, 5)
+    assert last.best_value == 0.9 and last.last_failure.endswith("ValueError: max_depth 9 is too deep")
+    assert last.mean_trial_s is not None and last.status == "running"
+    final = snap(tracker.rows(), status="completed")
+    assert final.status == "completed" and final.eta_s is None and final.line().endswith(
+        "; completed; last failure c: ValueError: max_depth 9 is too deep")
+    assert notes == ["trial c failed: ValueError: max_depth 9 is too deep"]
+
+
+def test_rows_are_plain_dicts_of_records_and_running_trials(tmp_path):
+    tracker, _ = _tracker(tmp_path)
+    tracker.start("a", {"max_depth": 3})
+    rec = tracker.complete("a", _result(0.7), None)
+    tracker.start("b", {"max_depth": 4})
+    done, running = tracker.rows()
+    assert done == asdict(rec) and done["status"] == "terminated" and done["metrics"]["accuracy"] == 0.7
+    assert running == {"trial_id": "b", "status": "running", "started_at": tracker._live["b"].started_at,
+                       "params": {"max_depth": 4}}
+    assert tracker.rows() == [done, running]  # asked again: the same, nothing counted twice
+
+
+def test_a_pickled_tracker_has_no_listener_and_the_original_keeps_it(tmp_path):
+    tracker, _ = _tracker(tmp_path)
+    calls: list[int] = []
+    tracker.listener = lambda t: calls.append(len(t.rows()))  # a lambda: not picklable itself
+    tracker.start("a", {"max_depth": 3})
+    copy = pickle.loads(pickle.dumps(tracker))
+    assert copy.listener is None and tracker.listener is not None
+    assert [r["trial_id"] for r in copy.rows()] == ["a"]  # the bookkeeping travels
+    copy.complete("a", _result(0.5), None)  # a copy's events reach no display
+    assert calls == [1]
+
+
+def test_a_failing_listener_is_said_once_and_dropped_and_the_search_goes_on(tmp_path):
+    tracker, notes = _tracker(tmp_path)
+
+    def broken(t):
+        raise RuntimeError("terminal gone")
+
+    tracker.listener = broken
+    tracker.start("a", {"max_depth": 3})
+    tracker.start("b", {"max_depth": 4})
+    rec = tracker.complete("a", _result(0.6), None)
+    assert rec.status == "terminated" and tracker.listener is None
+    assert notes == ["live progress display failed, shown no more: RuntimeError: terminal gone"]
+
+
+def test_a_resumed_run_counts_its_earlier_trials_but_times_only_its_own():
+    earlier = [asdict(TrialRecord("old1", "terminated", {"max_depth": 2}, metrics={"accuracy": 0.95},
+                                  started_at=0.0, ended_at=10.0)),
+               asdict(TrialRecord("old2", "error", {"max_depth": 8}, error="ValueError: no",
+                                  started_at=0.0, ended_at=10.0))]
+    snap = _snapshots(total=4, earlier=earlier)
+    now = snap.started_at
+    ours = [{"trial_id": "new1", "status": "terminated", "params": {"max_depth": 3}, "metrics": {"accuracy": 0.9},
+             "started_at": now, "ended_at": now + 2.0},
+            {"trial_id": "new2", "status": "running", "params": {"max_depth": 4}, "started_at": now + 2.0}]
+    p = snap(ours)
+    assert (p.done, p.failed, p.running, p.finished, p.total) == (2, 1, 1, 3, 4)
+    assert (p.best_value, p.best_trial_id) == (0.95, "old1")  # an earlier trial is still the best
+    assert p.mean_trial_s == 2.0  # this run's trial only: the earlier ones ran before a pause
+    # the whole experiment's trials (a Ray Client run's final list from the catalog): none twice
+    whole = snap([*earlier, *ours], status="stopped")
+    assert (whole.done, whole.failed, whole.running, whole.mean_trial_s) == (2, 1, 1, 2.0)
+
+
+def test_run_progress_draws_running_snapshots_and_closes_once_with_the_final_one():
+    out = io.StringIO()
+    progress = RunProgress(PlainDisplay(out, every_s=0.0))
+    snap = _snapshots(total=1)
+    progress(snap([]))
+    t = snap.started_at
+    progress(snap([{"trial_id": "a", "status": "terminated", "params": {}, "metrics": {"accuracy": 0.5},
+                    "started_at": t, "ended_at": t + 1}], status="completed"))
+    assert len(out.getvalue().splitlines()) == 1  # the final snapshot is the summary, not a frame
+    progress.close()
+    progress.close()  # the CLI's finally after the driver's own end: still one summary
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("[") and "0/1 finished" in lines[0] and "ETA" in lines[0]
+    assert "1/1 finished: 1 done" in lines[1] and lines[1].endswith("; completed")
+    nothing = io.StringIO()
+    RunProgress(PlainDisplay(nothing)).close()  # an error before the first snapshot: no summary
+    assert nothing.getvalue() == ""
