@@ -155,54 +155,82 @@ def run(
     history = resume.history if resume else History()
     exp_id = _experiment_id(spec, prep, experiment_id, resume)
     recorder = _recorder(spec, prep, exp_id, resume)
-    from tunehouse.search import algorithm, plan_for
-    from tunehouse.tracking import SearchLimits, TrialTracker
+    tracker = _tracker(spec, recorder, history)
+    from tunehouse.search import plan_for
 
-    limits = SearchLimits(spec.time_budget_s, spec.failure.max_failed_trials,
-                          failed=sum(t.status == "error" for t in history.finished))
-    tracker = TrialTracker(recorder, limits, mode_of=recorder.info.mode_of, reuse_ids=history.unfinished,
-                           max_resource=spec.max_resource)
     plan = plan_for(spec, history, cluster_cpus=backend.cluster_cpus())
-    tuner = _tuner(spec, plan, prep, backend, tracker, limits, exp_id, callbacks)
+    tuner = _tuner(spec, plan, prep, backend, tracker, tracker.limits, exp_id, callbacks)
     recorder.start(cluster_cpus=backend.cluster_cpus(), cluster_nodes=backend.cluster_nodes())
     final_progress = _follow(on_progress, spec, exp_id, history, tracker, started_at, backend.remote_loop)
-    t = clock.took("setup", clock.t0 + clock.phases["ray_start_and_data"])
-    stop_reason: str | None = None
-    trials: list[TrialRecord] | None = None
-    status = "failed"
+    clock.took("setup", clock.t0 + clock.phases["ray_start_and_data"])
+    done = _Done()
     try:
-        trials = _tune(tuner, plan, backend, tracker, recorder, history, clock)
-        told = None if backend.remote_loop else algorithm(spec.search.algorithm).told(plan)
-        stop_reason = _stop_reason(limits, len(history.finished) + plan.num_samples, trials)
-        best = best_of(trials, spec.objective.name, spec.mode)
-        _require_success(best, trials, stop_reason)
-        t = time.perf_counter()
-        test_metrics = _test_score(spec, prep, best)
-        clock.took("refit_and_test", t)
+        _search(done, spec, prep, tuner, plan, backend, tracker, recorder, history, clock)
     except KeyboardInterrupt as e:
-        status = _interrupted(e, stop, tracker, recorder)
+        done.status = _interrupted(e, stop, tracker, recorder)
         e.experiment_id, e.catalog = exp_id, prep.store.uri  # for the CLI's resume hint
         raise
     except RunError as e:
-        status = "stopped" if stop_reason else "failed"
-        recorder.finish(status, error=str(e), stop_reason=stop_reason)
+        done.status = "stopped" if done.stop_reason else "failed"
+        recorder.finish(done.status, error=str(e), stop_reason=done.stop_reason)
         raise
     except Exception as e:
         recorder.finish("failed", error=f"{type(e).__name__}: {e}")
         raise RunError(f"the search failed: {e}") from e
     else:
-        status = "stopped" if stop_reason else "completed"
-        recorder.finish(status, test_metrics=test_metrics, stop_reason=stop_reason)
+        done.status = "stopped" if done.stop_reason else "completed"
+        recorder.finish(done.status, test_metrics=done.test_metrics, stop_reason=done.stop_reason)
     finally:
-        final_progress(status, trials)
-    info = recorder.info
+        final_progress(done.status, done.trials)
+    return _result(spec, exp_id, prep, recorder.info, backend, clock, done)
+
+
+@dataclass
+class _Done:
+    """What the search produced, as far as it got (``run`` records and returns it)."""
+
+    status: str = "failed"
+    trials: list[TrialRecord] | None = None
+    best: TrialRecord | None = None
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    stop_reason: str | None = None
+    told: dict[str, int] | None = None  # what the searcher was told (Optuna's trials by state)
+
+
+def _tracker(spec: Spec, recorder: ExperimentRecorder, history: History) -> TrialTracker:
+    """The run's trial bookkeeping and limits (a resumed search's earlier failures count)."""
+    from tunehouse.tracking import SearchLimits, TrialTracker
+
+    limits = SearchLimits(spec.time_budget_s, spec.failure.max_failed_trials,
+                          failed=sum(t.status == "error" for t in history.finished))
+    return TrialTracker(recorder, limits, mode_of=recorder.info.mode_of, reuse_ids=history.unfinished,
+                        max_resource=spec.max_resource)
+
+
+def _search(done: _Done, spec: Spec, prep: _Prepared, tuner: Any, plan: Plan, backend: Backend,
+            tracker: TrialTracker, recorder: ExperimentRecorder, history: History, clock: _Clock) -> None:
+    """Tune, pick the best, refit it and score the test rows, filling ``done`` as it goes."""
+    from tunehouse.search import algorithm
+
+    done.trials = _tune(tuner, plan, backend, tracker, recorder, history, clock)
+    done.told = None if backend.remote_loop else algorithm(spec.search.algorithm).told(plan)
+    done.stop_reason = _stop_reason(tracker.limits, len(history.finished) + plan.num_samples, done.trials)
+    done.best = best_of(done.trials, spec.objective.name, spec.mode)
+    _require_success(done.best, done.trials, done.stop_reason)
+    t = time.perf_counter()
+    done.test_metrics = _test_score(spec, prep, done.best)
+    clock.took("refit_and_test", t)
+
+
+def _result(spec: Spec, exp_id: str, prep: _Prepared, info: RunInfo, backend: Backend, clock: _Clock,
+            done: _Done) -> RunResult:
     return RunResult(
         experiment_id=exp_id, name=spec.name, algorithm=info.algorithm, objective=info.objective,
         mode=info.mode, dataset_fingerprint=info.dataset_fingerprint, catalog=prep.store.uri,
-        storage_path=prep.store.full_uri(f"checkpoints/{exp_id}"), trials=trials, best=best,
-        test_metrics=test_metrics, wall_s=time.perf_counter() - clock.t0, phases=clock.phases,
-        cluster_cpus=backend.cluster_cpus(), stop_reason=stop_reason, positive_class=info.positive_class,
-        max_resource=spec.max_resource, searcher=told,
+        storage_path=prep.store.full_uri(f"checkpoints/{exp_id}"), trials=done.trials, best=done.best,
+        test_metrics=done.test_metrics, wall_s=time.perf_counter() - clock.t0, phases=clock.phases,
+        cluster_cpus=backend.cluster_cpus(), stop_reason=done.stop_reason, positive_class=info.positive_class,
+        max_resource=spec.max_resource, searcher=done.told,
     )
 
 

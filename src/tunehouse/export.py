@@ -104,13 +104,7 @@ def export(
     params = row["_param_values"]
     do_refit = spec.refit if refit is None else refit
     resource = _resource(row)
-    if row["status"] == "early_stopped":
-        if not do_refit:
-            raise ExportError(f"trial {row['trial_id']} was stopped early at resource {resource}, so no model of "
-                              "it was kept; export it refitted (without --no-refit)")
-        model = None
-    else:  # verified always; unpickled only when it is what we export
-        model = _checkpoint_model(cat, row, load=not do_refit)
+    model = _trial_model(cat, row, refit=do_refit)
     dataset, splits = _data_if_any(exp, spec, refit=do_refit)
     if do_refit:  # the same refit as the run's final one
         from tunehouse.trainable import make_payload
@@ -148,6 +142,17 @@ def _test_metrics(model: Any, spec: Any, dataset: Any, splits: Any) -> dict[str,
 
     return score(model, splits.X_test, splits.y_test, [m.name for m in spec.metrics], task=spec.task,
                  n_classes=len(dataset.classes or []))
+
+
+def _trial_model(cat: Any, row: dict[str, Any], *, refit: bool) -> Any:
+    """The trial's checkpointed model (None when it is refitted): verified always, unpickled only
+    when it is what we export. An early-stopped trial kept no final model: it is only refitted."""
+    if row["status"] != "early_stopped":
+        return _checkpoint_model(cat, row, load=not refit)
+    if not refit:
+        raise ExportError(f"trial {row['trial_id']} was stopped early at resource {_resource(row)}, so no model "
+                          "of it was kept; export it refitted (without --no-refit)")
+    return None
 
 
 def _resource(row: dict[str, Any]) -> int | None:
