@@ -237,3 +237,28 @@ space: {max_depth: {type: int, low: 1, high: 9}}
     assert its.groupby("trial_id").resource.apply(list).to_dict() == {"a": [10, 20, 30], "b": [10]}
     sql = cat.sql("select trial_id, max(resource) r from iterations group by trial_id order by 1").fetchall()
     assert sql == [("a", 30), ("b", 10)]
+
+
+def test_a_resumed_bayesian_search_tells_optuna_of_early_stopped_trials_with_their_value():
+    from tunehouse.search import History
+    from tunehouse.search.bayes import study_searcher
+
+    spec = parse_spec("""
+name: es
+task: classification
+data: {sklearn: iris}
+model: xgboost
+metrics: [accuracy]
+search:
+  algorithm: bayes
+  num_samples: 6
+  early_stopping: {scheduler: asha, max_resource: 30, report_every: 10}
+space: {max_depth: {type: int, low: 1, high: 9}}
+""")
+    history = History(finished=[
+        TrialRecord("a", "terminated", {"max_depth": 3}, metrics={"accuracy": 0.9}, resource=30),
+        TrialRecord("b", "early_stopped", {"max_depth": 8}, metrics={"accuracy": 0.7}, resource=10),
+        TrialRecord("c", "error", {"max_depth": 5}),
+    ])
+    trials = study_searcher(spec, history)._ot_study.trials
+    assert [(t.state.name, t.value) for t in trials] == [("COMPLETE", 0.9), ("COMPLETE", 0.7), ("FAIL", None)]
