@@ -242,8 +242,10 @@ def add_output_and_child_args(p: argparse.ArgumentParser, in_process: Iterable[s
     p.add_argument("--result", default=None, help=argparse.SUPPRESS)
 
 
-def print_busy_warning(config: dict[str, Any]) -> None:
-    """Warn (on stdout, in the report) if over half a core was busy before the benchmark."""
+def print_header(what: str, config: dict[str, Any]) -> None:
+    """The report's first line (``what`` was run, then how), and a warning on its own line if
+    over half a core was busy before the benchmark started."""
+    print(f"{what}; median of {config['repeats']} round(s), each way in a fresh subprocess")
     busy = config.get("busy_cores_before")
     if busy is not None and busy > 0.5:
         print(

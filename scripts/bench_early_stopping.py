@@ -481,13 +481,12 @@ def _fmt(v: float | None, spec: str) -> str:
 
 def print_report(rep: dict[str, Any]) -> None:
     c = rep["config"]
-    print(
+    bench.print_header(
         f"{c['trials']}-trial random search, XGBoost (<= {c['rounds']} rounds, hist, n_jobs=1), "
         f"make_classification({c['rows']:,} rows, {N_FEATURES} features), {1 - c['test_size']:.0%}"
-        f"/{c['test_size']:.0%} split, {c['cv']}-fold CV roc_auc, {c['cores']} cores; "
-        f"median of {c['repeats']} round(s), each way in a fresh subprocess"
+        f"/{c['test_size']:.0%} split, {c['cv']}-fold CV roc_auc, {c['cores']} cores",
+        c,
     )
-    bench.print_busy_warning(c)
     print()
     print(
         f"{'way':<17} {'wall s':>8} {'vs full':>8} {'best CV':>8} {'test':>7} "

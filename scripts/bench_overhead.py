@@ -332,12 +332,11 @@ def benchmark(trials: int, repeats: int, cores: int) -> dict[str, Any]:
 
 def print_report(rep: dict[str, Any]) -> None:
     c = rep["config"]
-    print(
+    bench.print_header(
         f"{c['trials']}-trial random search, RandomForest(n_estimators={c['n_estimators']}, n_jobs=1), "
-        f"breast_cancer, {c['cv']}-fold CV, {c['cores']} cores; "
-        f"median of {c['repeats']} round(s), each way in a fresh subprocess"
+        f"breast_cancer, {c['cv']}-fold CV, {c['cores']} cores",
+        c,
     )
-    bench.print_busy_warning(c)
     print()
     print(f"{'way':<10} {'wall s':>8} {'vs sklearn':>11} {'best acc':>9} {'load1':>6}")
     for way, s in rep["summary"].items():

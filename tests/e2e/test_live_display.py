@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cli import ANSI, CURSOR_UP, ERASE, Terminal, after_panel, cli_argv, cli_env
+from helpers.cli import ANSI, CURSOR_UP, ERASE, Terminal, after_panel, cli_argv, cli_env, paced_spec
 
 PLAIN_LINE = re.compile(r"^\[[^]]+\] (\d+)/(\d+) finished: \d+ done, \d+ running, \d+ failed", re.M)
 
@@ -31,20 +31,6 @@ metrics: [{name: loss, mode: min}]
 search: {algorithm: random, num_samples: 6, max_concurrent: 2}
 space: {x: {type: uniform, low: 0, high: 8}}
 """
-
-#: 0.3 s a trial: long enough to be interrupted mid-search.
-PACED_SPEC = """
-name: paced
-seed: 3
-task: classification
-data: {sklearn: iris}
-model: helpers.objectives:paced
-evaluation: {holdout: 0.25}
-metrics: [{name: loss, mode: min}]
-search: {algorithm: random, num_samples: {n}, max_concurrent: 2}
-space: {x: {type: uniform, low: 0, high: 4}}
-"""
-
 
 def _on_terminal(*args: str, cwd: Path, interrupt_when: str | None = None, timeout: float = 240) -> tuple[int, str]:
     """Run the CLI with a pseudo-terminal (120x40) as stdin, stdout and stderr, to its end.
@@ -88,7 +74,7 @@ def test_run_on_a_terminal_draws_the_live_panel_and_leaves_the_summary(tmp_path)
 
 @pytest.mark.slow
 def test_quiet_run_on_a_terminal_shows_no_progress(tmp_path):
-    (tmp_path / "paced.yaml").write_text(PACED_SPEC.replace("{n}", "4"))
+    (tmp_path / "paced.yaml").write_text(paced_spec("paced", 4))
     code, text = _on_terminal("run", "paced.yaml", "--catalog", str(tmp_path / "cat"), "--quiet", cwd=tmp_path)
     assert code == 0, text[-3000:]
     assert "experiment paced-" in text and "4 trials (0 failed)" in text  # the result only
@@ -98,7 +84,7 @@ def test_quiet_run_on_a_terminal_shows_no_progress(tmp_path):
 
 @pytest.mark.slow
 def test_json_off_a_terminal_keeps_stdout_parseable_with_plain_progress_on_stderr(tmp_path):
-    (tmp_path / "paced.yaml").write_text(PACED_SPEC.replace("{n}", "6"))
+    (tmp_path / "paced.yaml").write_text(paced_spec("paced", 6))
     proc = subprocess.run(cli_argv("run", "paced.yaml", "--catalog", str(tmp_path / "cat"), "--json"),
                           capture_output=True, text=True, timeout=240, cwd=tmp_path, env=cli_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -115,7 +101,7 @@ def test_json_off_a_terminal_keeps_stdout_parseable_with_plain_progress_on_stder
 
 @pytest.mark.slow
 def test_ctrl_c_closes_the_panel_with_an_interrupted_summary_and_resume_counts_the_earlier_trials(tmp_path):
-    (tmp_path / "paced.yaml").write_text(PACED_SPEC.replace("{n}", "20"))
+    (tmp_path / "paced.yaml").write_text(paced_spec("paced", 20))
     cat = str(tmp_path / "cat")
     code, text = _on_terminal("run", "paced.yaml", "--catalog", cat, "--experiment-id", "paced-ctrl-c", cwd=tmp_path,
                               interrupt_when=r"[1-9]\d* done")

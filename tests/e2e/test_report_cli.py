@@ -19,25 +19,13 @@ from types import SimpleNamespace
 import pytest
 
 from helpers.catalogs import THREE_PARAMS, fake, story_catalog, write
-from helpers.cli import CURSOR_UP, ERASE, Terminal, after_panel, cli_argv, cli_env
+from helpers.cli import CURSOR_UP, ERASE, Terminal, after_panel, cli_argv, cli_env, paced_spec
 from tunehouse.catalog import Catalog, CatalogError
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-
-WATCHED_SPEC = """
-name: watched
-seed: 3
-task: classification
-data: {sklearn: iris}
-model: helpers.objectives:paced
-evaluation: {holdout: 0.25}
-metrics: [{name: loss, mode: min}]
-search: {algorithm: random, num_samples: 20, max_concurrent: 2}
-space: {x: {type: uniform, low: 0, high: 4}}
-"""
 
 
 def tunehouse(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -62,7 +50,7 @@ def watched(tmp_path_factory):
     processes started as soon as its experiment is in the catalog: plain (a pipe), Ctrl-C'd
     after its first line, and under a pseudo-terminal."""
     d = tmp_path_factory.mktemp("watched")
-    (d / "watched.yaml").write_text(WATCHED_SPEC)
+    (d / "watched.yaml").write_text(paced_spec("watched", 20))
     cat, exp_id = d / "catalog", "watched-e2e-0001"
     run = _popen("run", "watched.yaml", "--catalog", str(cat), "--experiment-id", exp_id, "--json", cwd=d,
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -24,6 +24,24 @@ ERASE, CURSOR_UP = "\x1b[2K", re.compile(r"\x1b\[\d*A")
 TERMINAL_ENV = {"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
 
 
+def paced_spec(name: str, n: int) -> str:
+    """A spec of ``n`` trials of ``helpers.objectives:paced`` (0.3 s each), two at once.
+
+    Long enough to be watched from another process or interrupted mid-search.
+    """
+    return f"""
+name: {name}
+seed: 3
+task: classification
+data: {{sklearn: iris}}
+model: helpers.objectives:paced
+evaluation: {{holdout: 0.25}}
+metrics: [{{name: loss, mode: min}}]
+search: {{algorithm: random, num_samples: {n}, max_concurrent: 2}}
+space: {{x: {{type: uniform, low: 0, high: 4}}}}
+"""
+
+
 def after_panel(text: str) -> str:
     """What stays on screen after a live panel was last erased, without escape sequences."""
     return ANSI.sub("", text.rsplit(ERASE, 1)[-1])
