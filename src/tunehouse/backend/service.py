@@ -178,16 +178,15 @@ def _start(home: Path, cpus: int) -> ServiceState:
     # Ray's unix sockets live under <temp dir>/session_<time>/sockets (a 108-byte limit):
     # a short folder of its own in /tmp, whatever the state folder's path
     temp_dir = tempfile.mkdtemp(prefix="thsvc-", dir="/tmp")
-    ports = [_free_port() for _ in range(9)]
+    base, ports = _ports(9)
     gcs, dash, client = ports[:3]
-    base = 20000 + secrets.randbelow(20000)
     state = ServiceState(address=f"127.0.0.1:{gcs}", job_server=f"http://127.0.0.1:{dash}", cpus=cpus,
                          temp_dir=temp_dir, token_path=str(token), started_at=time.time())
     cmd = [
         sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--node-ip-address=127.0.0.1",
         f"--port={gcs}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
         f"--ray-client-server-port={client}", f"--num-cpus={cpus}", f"--temp-dir={temp_dir}",
-        "--disable-usage-stats", f"--min-worker-port={base}", f"--max-worker-port={base + 999}",
+        "--disable-usage-stats", f"--min-worker-port={base}", f"--max-worker-port={base + WORKER_PORTS - 1}",
         f"--node-manager-port={ports[3]}", f"--object-manager-port={ports[4]}",
         f"--dashboard-agent-listen-port={ports[5]}", f"--dashboard-agent-grpc-port={ports[6]}",
         f"--runtime-env-agent-port={ports[7]}", f"--metrics-export-port={ports[8]}",
@@ -269,17 +268,32 @@ def _running(p: Any) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+WORKER_PORTS = 1000
+
+
+def _ports(n: int) -> tuple[int, list[int]]:
+    """The first of ``WORKER_PORTS`` worker ports, and ``n`` distinct free ports outside them.
+
+    The worker range sits below Linux's ephemeral range (32768-60999), where the free ports
+    come from; Ray refuses to start when any two of its ports collide."""
+    base = 10002 + secrets.randbelow(32768 - WORKER_PORTS - 10002)
+    ports: list[int] = []
+    while len(ports) < n:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in ports and not base <= port < base + WORKER_PORTS:
+            ports.append(port)
+    return base, ports
 
 
 def _last_line(path: Path) -> str:
+    """The log's last error line (a Python exception's), else its last line."""
     with contextlib.suppress(OSError):
         lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-        if lines:
-            return lines[-1][:300]
+        errors = [ln for ln in lines if ln.split(":")[0].endswith(("Error", "Exception"))]
+        if errors or lines:
+            return (errors or lines)[-1][:300]
     return "no output"
 
 
