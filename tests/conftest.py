@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 SPECS = ROOT / "search_spaces"
+
+# A local service a developer left up (`tunehouse up`) must not take over the tests' searches:
+# the tests, and the CLI processes they start, see a service state folder of their own (empty).
+os.environ["TUNEHOUSE_HOME"] = tempfile.mkdtemp(prefix="th-home-")
 
 
 def _free_port() -> int:

@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the search a spec describes", description=cmd_run.__doc__)
     r.add_argument("spec", help="YAML spec, e.g. search_spaces/quickstart.yaml")
     r.add_argument("--catalog", default=None, help="catalog folder or s3:// URI (default ./tunehouse-catalog or $TUNEHOUSE_CATALOG)")
-    r.add_argument("--address", default=None, help="Ray cluster to attach to (auto, ray://HOST:10001); default: an embedded local Ray")
+    r.add_argument("--address", default=None, help="Ray cluster to attach to (auto, ray://HOST:10001, local: an embedded Ray); default: the local service when it is up, else an embedded local Ray")
+    r.add_argument("--no-service", action="store_true", help="do not use the local service (tunehouse up) even when it is up")
     r.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
     r.add_argument("--num-samples", type=int, default=None, help="override search.num_samples")
     r.add_argument("--experiment-id", default=None, help="use this experiment id (default: NAME-TIME-RANDOM)")
@@ -140,12 +141,26 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("resume", help="continue an interrupted or stopped experiment", description=cmd_resume.__doc__)
     rs.add_argument("experiment", help="experiment id, id prefix or name")
     rs.add_argument("--catalog", default=None, help="catalog folder or s3:// URI (default ./tunehouse-catalog or $TUNEHOUSE_CATALOG)")
-    rs.add_argument("--address", default=None, help="Ray cluster to attach to; default: an embedded local Ray")
+    rs.add_argument("--address", default=None, help="Ray cluster to attach to; default: the local service when it is up, else an embedded local Ray")
+    rs.add_argument("--no-service", action="store_true", help="do not use the local service (tunehouse up) even when it is up")
     rs.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
     rs.add_argument("--json", action="store_true", help="print the result as JSON (progress: plain lines on stderr)")
     rs.add_argument("--quiet", action="store_true", help="show no progress while the search runs")
     rs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     rs.set_defaults(func=cmd_resume)
+
+    for name, func, help_ in [
+        ("up", cmd_up, "start the local service: a persistent Ray that run and resume use"),
+        ("status", cmd_status, "is the local service up: its address, CPUs, running searches"),
+        ("down", cmd_down, "stop the local service (only its own processes)"),
+    ]:
+        sv = sub.add_parser(name, help=help_, description=func.__doc__)
+        if name == "up":
+            sv.add_argument("--cpus", type=int, default=None, help="CPUs the service offers trials (default: this machine's)")
+        if name == "status":
+            sv.add_argument("--json", action="store_true", help="print the status as JSON")
+        sv.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+        sv.set_defaults(func=func)
 
     sb = sub.add_parser("submit", help="submit a search to a Ray cluster as a job", description=cmd_submit.__doc__)
     sb.add_argument("spec", help="YAML spec (validated here before it is sent)")
@@ -306,7 +321,8 @@ def _search(args: argparse.Namespace, start: Any) -> int:
     session = args.session
     session.stop = StopSignal()
     session.stop.install()
-    session.backend = backend_for(args.address, connect_timeout=args.connect_timeout, own_signals=True)
+    session.backend = backend_for(args.address, connect_timeout=args.connect_timeout, own_signals=True,
+                                  service=not args.no_service)
     progress = RunProgress(make_display(sys.stderr, quiet=args.quiet, live=False if args.json else None))
     with _results_stdout() as out:
         try:
@@ -357,6 +373,58 @@ def _results_stdout():
 
 
 # -- cluster jobs ------------------------------------------------------------------------
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start the local service: a persistent Ray on loopback (token auth, its own ports and temp
+    dir) that `tunehouse run` and `resume` then use instead of starting Ray each time. State in
+    $TUNEHOUSE_HOME/service (default ~/.tunehouse/service)."""
+    from tunehouse.backend import service
+    from tunehouse.errors import InputError
+
+    if args.cpus is not None and args.cpus < 1:
+        raise InputError(f"--cpus: expected a positive number of CPUs, got {args.cpus}")
+    st = service.up(args.cpus)
+    print(f"local service up at {st.address} with {st.cpus} CPUs (job server {st.job_server}); "
+          "tunehouse run uses it, tunehouse down stops it")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Say whether the local service is up, its address, CPUs and running searches (Ray jobs)."""
+    from tunehouse.backend import service
+
+    st = service.status()
+    if args.json:
+        print(json.dumps(st, indent=2, default=str))
+        return 0
+    if not st["up"]:
+        stale = " (stale state: its processes are gone; tunehouse down clears it)" if st["stale"] else ""
+        print(f"local service: down{stale}")
+        return 0
+    print(f"local service: up at {st['address']}, {st['cpus']} CPUs, job server {st['job_server']}, "
+          f"{len(st['pids'])} processes, state in {st['state_dir']}")
+    searches = st["searches"]
+    print(f"running searches: {len(searches)}")
+    for job in searches:
+        print(f"  {job['error']}" if "error" in job else f"  job {job['job_id']} pid {job['driver_pid']}: {job['command']}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    """Stop the local service: end its processes only (searches running on it fail; resume
+    continues them), remove its temp dir and state."""
+    from tunehouse.backend import service
+    from tunehouse.errors import RunError
+
+    done = service.down()
+    if done["survivors"]:
+        raise RunError(f"the local service's processes {done['survivors']} survived SIGKILL")
+    if not done["was_up"]:
+        print("local service: was not up" + (" (cleared its stale state)" if done["had_state"] else ""))
+        return 0
+    print(f"local service: down ({done['stopped']} processes ended)")
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     """Validate a spec here, then submit it to a Ray cluster's job server as `tunehouse run`
     (the spec, a local data file and a training-function module next to it travel with it)."""
