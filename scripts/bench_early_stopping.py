@@ -69,15 +69,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import _bench as bench
 
 WAYS: tuple[str, ...] = ("tunehouse-full", "tunehouse-asha", "halving", "optuna-hyperband")
 TUNEHOUSE_WAYS = ("tunehouse-full", "tunehouse-asha")
@@ -130,36 +128,6 @@ EARLY_STOPPING_TEMPLATE = """\
     reduction_factor: {reduction_factor}
     report_every: {report_every}
 """
-
-
-class ChildFailed(RuntimeError):
-    """A benchmark subprocess exited non-zero, timed out, or printed no result."""
-
-
-def busy_cores(sample_s: float = 1.0) -> float | None:
-    """Cores' worth of CPU the whole machine used over ``sample_s`` (from /proc/stat)."""
-
-    def read() -> tuple[float, float]:
-        with open("/proc/stat") as f:
-            vals = [float(v) for v in f.readline().split()[1:]]
-        idle = vals[3] + (vals[4] if len(vals) > 4 else 0.0)  # idle + iowait
-        return sum(vals), idle
-
-    try:
-        total0, idle0 = read()
-        time.sleep(sample_s)
-        total1, idle1 = read()
-    except (OSError, ValueError, IndexError):
-        return None
-    dt = total1 - total0
-    return (1.0 - (idle1 - idle0) / dt) * available_cores() if dt > 0 else None
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover  (not Linux)
-        return os.cpu_count() or 1
 
 
 # -- the data: generated once, split the way tunehouse splits it ------------------------------
@@ -338,60 +306,14 @@ IN_PROCESS = {"halving": one_halving, "optuna-hyperband": one_optuna}
 
 
 # -- the parent: spawn, time, collect ----------------------------------------------------------
-def _child_env(workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("RAY_ADDRESS", None)  # always an embedded, local Ray
-    # ray.init() without an address attaches to a cluster a `ray start` recorded in
-    # $RAY_TMPDIR/ray/ray_current_cluster: a private temp dir makes it start a fresh one.
-    env["RAY_TMPDIR"] = str(workdir)
-    env["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage-stats traffic leaves the machine
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _run_child(cmd: list[str], way: str, cwd: Path) -> tuple[float, str]:
-    """Run one child; return (wall s, stdout)."""
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd, cwd=cwd, env=_child_env(cwd), capture_output=True, text=True, timeout=TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired as e:
-        raise ChildFailed(f"{way}: timed out after {TIMEOUT_S} s") from e
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-25:])
-        raise ChildFailed(f"{way}: exit code {proc.returncode}\n{tail}")
-    return wall, proc.stdout
-
-
-def _parse_json_output(text: str) -> dict[str, Any]:
-    """The JSON object the tunehouse CLI printed (tolerating stray lines before it)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        start = text.find("\n{")
-        if start < 0:
-            raise
-        return json.loads(text[start + 1 :])
-
-
 def run_in_process_way(
     way: str, size: dict[str, int], cores: int, data: Path, workdir: Path
 ) -> dict[str, Any]:
-    result_file = workdir / f"{way}-result.json"
-    cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--one", way,
+    args = [
         "--trials", str(size["trials"]), "--rows", str(size["rows"]),
         "--rounds", str(size["rounds"]), "--cores", str(cores), "--data", str(data),
-        "--result", str(result_file),
     ]  # fmt: skip
-    wall, _ = _run_child(cmd, way, workdir)
-    try:
-        out = json.loads(result_file.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ChildFailed(f"{way}: no result written ({e})") from e
-    return {"wall_s": wall, **out}
+    return bench.run_script_way(__file__, way, args, workdir, TIMEOUT_S)
 
 
 def tunehouse_spec(way: str, size: dict[str, int], data: Path) -> str:
@@ -415,18 +337,12 @@ def tunehouse_spec(way: str, size: dict[str, int], data: Path) -> str:
 def run_tunehouse(way: str, size: dict[str, int], data: Path, workdir: Path) -> dict[str, Any]:
     spec = workdir / f"{way}.yaml"
     spec.write_text(tunehouse_spec(way, size, data))
-    catalog = workdir / "catalog"
-    cmd = [sys.executable, "-m", "tunehouse", "run", str(spec), "--catalog", str(catalog), "--json"]
-    wall, stdout = _run_child(cmd, way, workdir)
-    try:
-        res = _parse_json_output(stdout)
-    except json.JSONDecodeError as e:
-        raise ChildFailed(f"{way}: cannot parse its --json output ({e}): {stdout[:300]!r}") from e
+    child, res = bench.run_tunehouse_cli(spec, way, workdir, TIMEOUT_S)
     trials = res.get("trials") or []
     statuses = Counter(str(t.get("status")) for t in trials)
     best = res.get("best") or {}
     out: dict[str, Any] = {
-        "wall_s": wall,
+        "wall_s": child.wall_s,
         "best_cv_roc_auc": float(best.get("metrics", {}).get("roc_auc", math.nan)),
         "test_roc_auc": float((res.get("test_metrics") or {}).get("roc_auc", math.nan)),
         "best_params": best.get("params"),
@@ -440,11 +356,6 @@ def run_tunehouse(way: str, size: dict[str, int], data: Path, workdir: Path) -> 
         out["best_rounds"] = size["rounds"]
         out["rounds_trained"] = CV * size["rounds"] * len(trials)
     return out
-
-
-def _median(runs: list[dict[str, Any]], key: str) -> float:
-    vals = [float(r[key]) for r in runs if r.get(key) is not None]
-    return statistics.median(vals) if vals else math.nan
 
 
 def _check(value: float, target: str, passed: bool) -> dict[str, Any]:
@@ -490,32 +401,21 @@ def checks(summary: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any] | Non
 
 
 def benchmark(ways: list[str], size: dict[str, int], repeats: int, cores: int) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {w: [] for w in ways}
-    busy_before = busy_cores()
+    busy_before = bench.busy_cores()
     with tempfile.TemporaryDirectory(prefix="bench-es-data-") as d:
         data = Path(d) / "bench_early_stopping.parquet"
         write_data(size["rows"], data)
-        for i in range(repeats):
-            for way in ways:
-                print(f"[round {i + 1}/{repeats}] {way} ...", file=sys.stderr, flush=True)
-                with tempfile.TemporaryDirectory(
-                    prefix=f"bench-{way}-", ignore_cleanup_errors=True
-                ) as w:
-                    workdir = Path(w)
-                    if way in TUNEHOUSE_WAYS:
-                        r = run_tunehouse(way, size, data, workdir)
-                    else:
-                        r = run_in_process_way(way, size, cores, data, workdir)
-                r["load1_at_exit"] = os.getloadavg()[0]
-                print(
-                    f"[round {i + 1}/{repeats}] {way}: {r['wall_s']:.2f} s", file=sys.stderr,
-                    flush=True,
-                )  # fmt: skip
-                runs[way].append(r)
+
+        def run_way(way: str, workdir: Path) -> dict[str, Any]:
+            if way in TUNEHOUSE_WAYS:
+                return run_tunehouse(way, size, data, workdir)
+            return run_in_process_way(way, size, cores, data, workdir)
+
+        runs = bench.run_rounds(ways, repeats, run_way)
 
     keys = ("wall_s", "best_cv_roc_auc", "test_roc_auc", "stopped_early", "n_trials",
             "best_rounds", "rounds_trained")  # fmt: skip
-    summary = {w: {k: _median(runs[w], k) for k in keys} for w in ways}
+    summary = {w: {k: bench.median(runs[w], k) for k in keys} for w in ways}
     for w in ways:
         summary[w]["max_load1_at_exit"] = max(r["load1_at_exit"] for r in runs[w])
     if "tunehouse-full" in summary:
@@ -569,11 +469,8 @@ def notes(runs: dict[str, list[dict[str, Any]]], size: dict[str, int]) -> list[s
             "chosen among completed (unpruned) trials"
         )
     out += [
-        "tunehouse ways: RAY_ADDRESS unset, RAY_TMPDIR a private temp dir (so ray.init() "
-        "cannot attach to a `ray start` cluster), RAY_USAGE_STATS_ENABLED=0",
-        "load1 = the machine's 1-minute load average when that way's child exited (its own "
-        "processes included); far above the core count means something else competed for "
-        "the CPUs and the walls are inflated",
+        f"tunehouse ways: {bench.RAY_ENV_NOTE}",
+        bench.LOAD1_NOTE,
     ]
     return out
 
@@ -584,18 +481,12 @@ def _fmt(v: float | None, spec: str) -> str:
 
 def print_report(rep: dict[str, Any]) -> None:
     c = rep["config"]
-    print(
+    bench.print_header(
         f"{c['trials']}-trial random search, XGBoost (<= {c['rounds']} rounds, hist, n_jobs=1), "
         f"make_classification({c['rows']:,} rows, {N_FEATURES} features), {1 - c['test_size']:.0%}"
-        f"/{c['test_size']:.0%} split, {c['cv']}-fold CV roc_auc, {c['cores']} cores; "
-        f"median of {c['repeats']} round(s), each way in a fresh subprocess"
+        f"/{c['test_size']:.0%} split, {c['cv']}-fold CV roc_auc, {c['cores']} cores",
+        c,
     )
-    busy = c.get("busy_cores_before")
-    if busy is not None and busy > 0.5:
-        print(
-            f"warning: the machine was already busy before the benchmark ({busy:.1f} of "
-            f"{c['cores']} cores in use): timings will be inflated and noisy"
-        )
     print()
     print(
         f"{'way':<17} {'wall s':>8} {'vs full':>8} {'best CV':>8} {'test':>7} "
@@ -629,9 +520,7 @@ def print_report(rep: dict[str, Any]) -> None:
         verdict = "PASS" if chk["pass"] else "FAIL"
         print(f"{labels[key]:<38} {chk['value']:>8.4f}  (target {chk['target']})  {verdict}")
     print()
-    print("notes:")
-    for n in rep["notes"]:
-        print(f"  - {n}")
+    bench.print_notes(rep["notes"])
 
 
 def _parse_ways(text: str) -> list[str]:
@@ -672,14 +561,8 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="rounds of all ways; the median is reported (default 1)",
     )
-    p.add_argument(
-        "--json", action="store_true", help="print the results as JSON instead of a table"
-    )
-    # internal: one way, in a child process
-    p.add_argument("--one", choices=sorted(IN_PROCESS), help=argparse.SUPPRESS)
-    p.add_argument("--cores", type=int, default=None, help=argparse.SUPPRESS)
+    bench.add_output_and_child_args(p, IN_PROCESS)
     p.add_argument("--data", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
     size = {k: getattr(args, k) if getattr(args, k) is not None else base[k] for k in FULL}
@@ -689,29 +572,15 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--rounds must be >= {MIN_RESOURCE} (the rounds before the first cut)")
     if size["rows"] < 100:
         p.error("--rows must be >= 100")
-    cores = args.cores or available_cores()
+    cores = args.cores or bench.available_cores()
 
     if args.one:
         if not args.data:
             p.error("--one needs --data")
         out = IN_PROCESS[args.one](size["trials"], size["rounds"], cores, Path(args.data))
-        text = json.dumps(out, default=str)
-        if args.result:
-            Path(args.result).write_text(text)
-        else:
-            print(text)
+        bench.write_result(out, args.result)
         return 0
-
-    try:
-        rep = benchmark(args.ways, size, args.repeats, cores)
-    except ChildFailed as e:
-        print(f"error: a benchmark child failed: {e}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(rep, indent=2, default=str))
-    else:
-        print_report(rep)
-    return 0
+    return bench.report(lambda: benchmark(args.ways, size, args.repeats, cores), args.json, print_report)
 
 
 if __name__ == "__main__":

@@ -47,15 +47,13 @@ the ``load1`` column shows the 1-minute load average as each way finished.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+import _bench as bench
 
 WAYS: tuple[str, ...] = ("sklearn", "optuna", "tune", "tunehouse")
 TIMEOUT_S = 600
@@ -84,36 +82,6 @@ space:
   max_features: {{type: choice, values: [sqrt, log2]}}
   criterion: {{type: choice, values: [gini, entropy]}}
 """
-
-
-class ChildFailed(RuntimeError):
-    """A benchmark subprocess exited non-zero, timed out, or printed no result."""
-
-
-def busy_cores(sample_s: float = 1.0) -> float | None:
-    """Cores' worth of CPU the whole machine used over ``sample_s`` (from /proc/stat)."""
-
-    def read() -> tuple[float, float]:
-        with open("/proc/stat") as f:
-            vals = [float(v) for v in f.readline().split()[1:]]
-        idle = vals[3] + (vals[4] if len(vals) > 4 else 0.0)  # idle + iowait
-        return sum(vals), idle
-
-    try:
-        total0, idle0 = read()
-        time.sleep(sample_s)
-        total1, idle1 = read()
-    except (OSError, ValueError, IndexError):
-        return None
-    dt = total1 - total0
-    return (1.0 - (idle1 - idle0) / dt) * available_cores() if dt > 0 else None
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover  (not Linux)
-        return os.cpu_count() or 1
 
 
 # -- the three in-process ways (each runs inside its own child process) ---------------------
@@ -239,67 +207,14 @@ IN_PROCESS = {"sklearn": one_sklearn, "optuna": one_optuna, "tune": one_tune}
 
 
 # -- the parent: spawn, time, collect ----------------------------------------------------------
-def _child_env(way: str, workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("RAY_ADDRESS", None)  # always an embedded, local Ray
-    # ray.init() without an address attaches to a cluster a `ray start` recorded in
-    # $RAY_TMPDIR/ray/ray_current_cluster: a private temp dir makes it start a fresh one.
-    env["RAY_TMPDIR"] = str(workdir)
-    env["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage-stats traffic leaves the machine
-    env["PYTHONUNBUFFERED"] = "1"
-    if way == "tune":
-        # "Defaults" means none of the Tune/AIR knobs tunehouse sets for itself.
-        for k in [k for k in env if k.startswith(("TUNE_", "RAY_AIR_"))]:
-            del env[k]
-    return env
-
-
-def _run_child(cmd: list[str], way: str, cwd: Path) -> tuple[float, float, float, str]:
-    """Run one child; return (wall s, start epoch, end epoch, stdout)."""
-    start_epoch = time.time()
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd,
-            cwd=cwd,
-            env=_child_env(way, cwd),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise ChildFailed(f"{way}: timed out after {TIMEOUT_S} s") from e
-    wall = time.perf_counter() - t0
-    end_epoch = time.time()
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-25:])
-        raise ChildFailed(f"{way}: exit code {proc.returncode}\n{tail}")
-    return wall, start_epoch, end_epoch, proc.stdout
-
-
-def _parse_json_output(text: str) -> dict[str, Any]:
-    """The JSON object the tunehouse CLI printed (tolerating stray lines before it)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        start = text.find("\n{")
-        if start < 0:
-            raise
-        return json.loads(text[start + 1 :])
+#: Plain Tune runs with "defaults": none of the Tune/AIR knobs tunehouse sets for itself.
+TUNE_DEFAULTS_DROP = ("TUNE_", "RAY_AIR_")
 
 
 def run_in_process_way(way: str, trials: int, cores: int, workdir: Path) -> dict[str, Any]:
-    result_file = workdir / f"{way}-result.json"
-    cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--one", way, "--trials", str(trials),
-        "--cores", str(cores), "--workdir", str(workdir), "--result", str(result_file),
-    ]  # fmt: skip
-    wall, _, _, _ = _run_child(cmd, way, workdir)
-    try:
-        out = json.loads(result_file.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ChildFailed(f"{way}: no result written ({e})") from e
-    return {"wall_s": wall, **out}
+    args = ["--trials", str(trials), "--cores", str(cores), "--workdir", str(workdir)]
+    drop = TUNE_DEFAULTS_DROP if way == "tune" else ()
+    return bench.run_script_way(__file__, way, args, workdir, TIMEOUT_S, drop)
 
 
 def run_tunehouse(trials: int, cores: int, workdir: Path) -> dict[str, Any]:
@@ -307,15 +222,8 @@ def run_tunehouse(trials: int, cores: int, workdir: Path) -> dict[str, Any]:
     spec.write_text(
         SPEC_TEMPLATE.format(seed=SEED, n_estimators=N_ESTIMATORS, cv=CV, trials=trials)
     )
-    catalog = workdir / "catalog"
-    cmd = [sys.executable, "-m", "tunehouse", "run", str(spec), "--catalog", str(catalog), "--json"]
-    wall, start, end, stdout = _run_child(cmd, "tunehouse", workdir)
-    try:
-        res = _parse_json_output(stdout)
-    except json.JSONDecodeError as e:
-        raise ChildFailed(
-            f"tunehouse: cannot parse its --json output ({e}): {stdout[:300]!r}"
-        ) from e
+    child, res = bench.run_tunehouse_cli(spec, "tunehouse", workdir, TIMEOUT_S)
+    wall, start, end = child.wall_s, child.start_epoch, child.end_epoch
     trials_out = res.get("trials") or []
     usage_wall = sum(float(t.get("usage", {}).get("wall_s", 0.0)) for t in trials_out)
     usage_cpu = sum(float(t.get("usage", {}).get("cpu_s", 0.0)) for t in trials_out)
@@ -347,37 +255,22 @@ def run_tunehouse(trials: int, cores: int, workdir: Path) -> dict[str, Any]:
     return out
 
 
-def _median(runs: list[dict[str, Any]], key: str) -> float:
-    vals = [float(r[key]) for r in runs if key in r and r[key] is not None]
-    return statistics.median(vals) if vals else float("nan")
-
-
 def benchmark(trials: int, repeats: int, cores: int) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {w: [] for w in WAYS}
-    busy_before = busy_cores()
-    for i in range(repeats):
-        for way in WAYS:
-            print(f"[round {i + 1}/{repeats}] {way} ...", file=sys.stderr, flush=True)
-            with tempfile.TemporaryDirectory(
-                prefix=f"bench-{way}-", ignore_cleanup_errors=True
-            ) as d:
-                workdir = Path(d)
-                if way == "tunehouse":
-                    r = run_tunehouse(trials, cores, workdir)
-                else:
-                    r = run_in_process_way(way, trials, cores, workdir)
-            print(
-                f"[round {i + 1}/{repeats}] {way}: {r['wall_s']:.2f} s", file=sys.stderr, flush=True
-            )
-            r["load1_at_exit"] = os.getloadavg()[0]
-            runs[way].append(r)
+    busy_before = bench.busy_cores()
 
-    walls = {w: _median(runs[w], "wall_s") for w in WAYS}
+    def run_way(way: str, workdir: Path) -> dict[str, Any]:
+        if way == "tunehouse":
+            return run_tunehouse(trials, cores, workdir)
+        return run_in_process_way(way, trials, cores, workdir)
+
+    runs = bench.run_rounds(WAYS, repeats, run_way)
+
+    walls = {w: bench.median(runs[w], "wall_s") for w in WAYS}
     summary = {
         w: {
             "wall_s": walls[w],
             "ratio_vs_sklearn": walls[w] / walls["sklearn"],
-            "best_accuracy": _median(runs[w], "best_accuracy"),
+            "best_accuracy": bench.median(runs[w], "best_accuracy"),
             "max_load1_at_exit": max(r["load1_at_exit"] for r in runs[w]),
         }
         for w in WAYS
@@ -387,8 +280,8 @@ def benchmark(trials: int, repeats: int, cores: int) -> dict[str, Any]:
         "max_trial_wall_s", "run_wall_s", "outside_run_s", "to_first_trial_s", "trials_span_s",
         "after_last_trial_s", "distinct_trial_pids", "n_trials", "failed_trials", "cluster_cpus",
     ]  # fmt: skip
-    tunehouse = {k: _median(runs["tunehouse"], k) for k in th_keys}
-    tune_sum = _median(runs["tune"], "sum_trial_wall_s")
+    tunehouse = {k: bench.median(runs["tunehouse"], k) for k in th_keys}
+    tune_sum = bench.median(runs["tune"], "sum_trial_wall_s")
     tune_eff = tune_sum / (walls["tune"] * cores)
     th_vs_sk = walls["tunehouse"] / walls["sklearn"]
     tune_vs_th = walls["tune"] / walls["tunehouse"]
@@ -403,11 +296,8 @@ def benchmark(trials: int, repeats: int, cores: int) -> dict[str, Any]:
         "(default BasicVariantGenerator); sklearn random_state=0; tunehouse seed 0",
         "plain Tune's trainable loads the data itself in every trial (as the Tune docs do); "
         "its environment has no TUNE_*/RAY_AIR_* variables",
-        "all Ray children: RAY_ADDRESS unset, RAY_TMPDIR a private temp dir (so ray.init() "
-        "cannot attach to a `ray start` cluster), RAY_USAGE_STATS_ENABLED=0",
-        "load1 = the machine's 1-minute load average when that way's child exited (its own "
-        "processes included); far above the core count means something else competed for "
-        "the CPUs and the walls are inflated",
+        f"all Ray children: {bench.RAY_ENV_NOTE}",
+        bench.LOAD1_NOTE,
     ]
     return {
         "config": {
@@ -442,17 +332,11 @@ def benchmark(trials: int, repeats: int, cores: int) -> dict[str, Any]:
 
 def print_report(rep: dict[str, Any]) -> None:
     c = rep["config"]
-    print(
+    bench.print_header(
         f"{c['trials']}-trial random search, RandomForest(n_estimators={c['n_estimators']}, n_jobs=1), "
-        f"breast_cancer, {c['cv']}-fold CV, {c['cores']} cores; "
-        f"median of {c['repeats']} round(s), each way in a fresh subprocess"
+        f"breast_cancer, {c['cv']}-fold CV, {c['cores']} cores",
+        c,
     )
-    busy = c.get("busy_cores_before")
-    if busy is not None and busy > 0.5:
-        print(
-            f"warning: the machine was already busy before the benchmark ({busy:.1f} of "
-            f"{c['cores']} cores in use): timings will be inflated and noisy"
-        )
     print()
     print(f"{'way':<10} {'wall s':>8} {'vs sklearn':>11} {'best acc':>9} {'load1':>6}")
     for way, s in rep["summary"].items():
@@ -494,9 +378,7 @@ def print_report(rep: dict[str, Any]) -> None:
         verdict = "PASS" if chk["pass"] else "FAIL"
         print(f"{labels[key]:<24} {chk['ratio']:>6.2f}  (target {chk['target']})  {verdict}")
     print()
-    print("notes:")
-    for n in rep["notes"]:
-        print(f"  - {n}")
+    bench.print_notes(rep["notes"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -508,39 +390,18 @@ def main(argv: list[str] | None = None) -> int:
         help="rounds of all four ways; the median is reported (default 1)",
     )
     p.add_argument("--trials", type=int, default=40, help="trials per search (default 40)")
-    p.add_argument(
-        "--json", action="store_true", help="print the results as JSON instead of a table"
-    )
-    # internal: one way, in a child process
-    p.add_argument("--one", choices=sorted(IN_PROCESS), help=argparse.SUPPRESS)
-    p.add_argument("--cores", type=int, default=None, help=argparse.SUPPRESS)
+    bench.add_output_and_child_args(p, IN_PROCESS)
     p.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.trials < 1 or args.repeats < 1:
         p.error("--trials and --repeats must be >= 1")
-    cores = args.cores or available_cores()
+    cores = args.cores or bench.available_cores()
 
     if args.one:
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-"))
-        out = IN_PROCESS[args.one](args.trials, cores, workdir)
-        text = json.dumps(out, default=str)
-        if args.result:
-            Path(args.result).write_text(text)
-        else:
-            print(text)
+        bench.write_result(IN_PROCESS[args.one](args.trials, cores, workdir), args.result)
         return 0
-
-    try:
-        rep = benchmark(args.trials, args.repeats, cores)
-    except ChildFailed as e:
-        print(f"error: a benchmark child failed: {e}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(rep, indent=2, default=str))
-    else:
-        print_report(rep)
-    return 0
+    return bench.report(lambda: benchmark(args.trials, args.repeats, cores), args.json, print_report)
 
 
 if __name__ == "__main__":

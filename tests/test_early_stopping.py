@@ -16,6 +16,20 @@ from tunehouse.stepping import Gate, StopTraining
 from tunehouse.trainable import evaluate, make_payload, refit
 from tunehouse.validate import validate
 
+#: A small early-stopping spec (no data loaded): XGBoost on iris, ASHA up to 30 rounds.
+IRIS_ES = """
+name: es
+task: classification
+data: {{sklearn: iris}}
+model: xgboost
+metrics: [accuracy]
+search:
+  algorithm: {algorithm}
+  num_samples: 6
+  early_stopping: {{scheduler: asha, max_resource: 30, report_every: 10}}
+space: {{max_depth: {{type: int, low: 1, high: 9}}}}
+"""
+
 
 def _payload(model, space, *, es="{scheduler: asha, max_resource: 30, report_every: 10}", metric="roc_auc",
              evaluation="{cv: 3, test_size: 0.2}", extra="", data="{sklearn: breast_cancer}"):
@@ -202,18 +216,7 @@ def test_the_catalog_records_early_stopped_trials_their_resource_and_every_repor
     from tunehouse.driver import describe
     from tunehouse.tracking import SearchLimits, TrialTracker
 
-    spec = parse_spec("""
-name: es
-task: classification
-data: {sklearn: iris}
-model: xgboost
-metrics: [accuracy]
-search:
-  algorithm: random
-  num_samples: 3
-  early_stopping: {scheduler: asha, max_resource: 30, report_every: 10}
-space: {max_depth: {type: int, low: 1, high: 9}}
-""")
+    spec = parse_spec(IRIS_ES.format(algorithm="random"))
     info = describe(spec, SimpleNamespace(fingerprint="fp", source="sklearn:iris"), "e1", {})
     recorder = ExperimentRecorder(CatalogWriter(str(tmp_path), "e1", flush_s=3600), info)
     recorder.start(cluster_cpus=2, cluster_nodes=1)
@@ -237,3 +240,17 @@ space: {max_depth: {type: int, low: 1, high: 9}}
     assert its.groupby("trial_id").resource.apply(list).to_dict() == {"a": [10, 20, 30], "b": [10]}
     sql = cat.sql("select trial_id, max(resource) r from iterations group by trial_id order by 1").fetchall()
     assert sql == [("a", 30), ("b", 10)]
+
+
+def test_a_resumed_bayesian_search_tells_optuna_of_early_stopped_trials_with_their_value():
+    from tunehouse.search import History
+    from tunehouse.search.bayes import study_searcher
+
+    spec = parse_spec(IRIS_ES.format(algorithm="bayes"))
+    history = History(finished=[
+        TrialRecord("a", "terminated", {"max_depth": 3}, metrics={"accuracy": 0.9}, resource=30),
+        TrialRecord("b", "early_stopped", {"max_depth": 8}, metrics={"accuracy": 0.7}, resource=10),
+        TrialRecord("c", "error", {"max_depth": 5}),
+    ])
+    trials = study_searcher(spec, history)._ot_study.trials
+    assert [(t.state.name, t.value) for t in trials] == [("COMPLETE", 0.9), ("COMPLETE", 0.7), ("FAIL", None)]

@@ -8,6 +8,7 @@ import pickle
 from dataclasses import asdict
 from types import SimpleNamespace
 
+from helpers.catalogs import ONE_PARAM
 from tunehouse.catalog import CatalogWriter, ExperimentRecorder
 from tunehouse.driver import describe
 from tunehouse.records import TrialRecord
@@ -15,15 +16,7 @@ from tunehouse.report import PlainDisplay, Progress, RunProgress, RunSnapshots
 from tunehouse.spec import parse_spec
 from tunehouse.tracking import SearchLimits, TrialTracker
 
-SPEC = """
-name: live
-task: classification
-data: {sklearn: iris}
-model: sklearn.tree.DecisionTreeClassifier
-metrics: [accuracy]
-search: {algorithm: random, num_samples: 5}
-space: {max_depth: {type: int, low: 1, high: 9}}
-"""
+SPEC = ONE_PARAM.replace("name: single", "name: live")
 
 
 def _tracker(tmp_path):

@@ -92,6 +92,10 @@ EXPECTED_LINES: dict[str, int] = {
     "resources_memory_zero": 14,
     "resources_memory_with_unit": 14,
     "resources_memory_unknown_key": 14,
+    "checkpoints_unknown_keep": 13,
+    "checkpoints_best_n_zero": 13,
+    "checkpoints_best_n_with_none": 15,
+    "checkpoints_best_n_with_all": 13,
     # known bugs: where the line should be once fixed
     "unknown_key_algoritm": 9,
     "unknown_key_modle": 6,
@@ -620,6 +624,16 @@ def test_new_fields_at_their_defaults_keep_the_spec_hash():
     assert parse_spec(text + defaults).spec_hash == before
     assert parse_spec(text + "failure: {max_retries: 1}\n").spec_hash != before
     assert parse_spec(text + "resources: {memory_mb: 512}\n").spec_hash != before
+    assert parse_spec(text + "checkpoints: {keep: all}\n").spec_hash == before
+    assert parse_spec(text + "checkpoints: {keep: best}\n").spec_hash != before
+
+
+def test_checkpoints_section_defaults_and_values():
+    spec = parse_spec(QUICK)
+    assert (spec.checkpoints.keep, spec.checkpoints.best_n) == ("all", 5)
+    spec = parse_spec(QUICK + "checkpoints: {keep: best, best_n: 3}\n")
+    assert (spec.checkpoints.keep, spec.checkpoints.best_n) == ("best", 3)
+    assert parse_spec(QUICK + "checkpoints: {keep: none}\n").checkpoints.keep == "none"
 
 
 RUN_CASES = ["yaml_unclosed_bracket", "unknown_key_modle", "data_nan_target", "model_not_estimator_module"]

@@ -538,7 +538,7 @@ def _print_run(result: Any, out: Any = None) -> None:
         say(f"  usage: wall {u.get('wall_s', 0):.2f}s, cpu {u.get('cpu_s', 0):.2f}s, "
               f"peak rss {u.get('peak_rss_mb', 0):.0f} MB, node {str(u.get('node_id', ''))[:12]} pid {u.get('pid')}")
     if b.checkpoint:
-        say(f"  checkpoint: {b.checkpoint}")
+        say(f"  checkpoint: {b.checkpoint}" + (" (pruned: checkpoints.keep)" if b.checkpoint_pruned else ""))
     say(f"catalog: {result.catalog}  (tunehouse trials {result.experiment_id} --catalog {result.catalog})")
 
 

@@ -182,6 +182,7 @@ def run(
         recorder.finish(done.status, test_metrics=done.test_metrics, stop_reason=done.stop_reason)
     finally:
         final_progress(done.status, done.trials)
+        _tidy(spec, recorder, done, clock)
     return _result(spec, exp_id, prep, recorder.info, backend, clock, done)
 
 
@@ -195,6 +196,36 @@ class _Done:
     test_metrics: dict[str, float] = field(default_factory=dict)
     stop_reason: str | None = None
     told: dict[str, int] | None = None  # what the searcher was told (Optuna's trials by state)
+
+
+def _tidy(spec: Spec, recorder: ExperimentRecorder, done: _Done, clock: _Clock) -> None:
+    """A finished run (completed, stopped or failed; not a Ctrl-C, which should end fast) prunes
+    checkpoints by ``spec.checkpoints``, then compacts its experiment's partitions, so a plain
+    Parquet read sees one row per trial. Either failing is one line on stderr, never the run's
+    failure; the phases ``prune_checkpoints`` and ``compact`` say how long they took."""
+    if done.status == "interrupted":
+        return
+    from tunehouse.catalog import Catalog
+    from tunehouse.catalog.retention import prune_checkpoints
+    from tunehouse.tracking import say
+
+    cat, exp_id, policy = Catalog(recorder.writer.storage), recorder.writer.experiment_id, spec.checkpoints
+    if policy.keep != "all":
+        t = time.perf_counter()
+        try:
+            pruned = set(prune_checkpoints(cat, exp_id, keep=policy.keep, best_n=policy.best_n))
+            for r in done.trials or []:
+                r.checkpoint_pruned = r.checkpoint_pruned or r.trial_id in pruned
+        except Exception as e:
+            say(f"pruning checkpoints of {exp_id} failed (they are all kept): {type(e).__name__}: {e}")
+        clock.took("prune_checkpoints", t)
+    t = time.perf_counter()
+    try:
+        cat.compact(exp_id)
+    except Exception as e:
+        say(f"compacting {exp_id} failed (its parts stay as written; tunehouse catalog compact "
+            f"{exp_id} retries): {type(e).__name__}: {e}")
+    clock.took("compact", t)
 
 
 def _tracker(spec: Spec, recorder: ExperimentRecorder, history: History) -> TrialTracker:

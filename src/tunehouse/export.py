@@ -34,6 +34,12 @@ class ExportError(TunehouseError):
     """An export cannot be written or loaded (the message says which file and why)."""
 
 
+class CheckpointPrunedError(ExportError):
+    """A ``--no-refit`` export of a trial whose checkpoint the retention policy deleted."""
+
+    exit_code = 2  # the request, not the catalog, is at fault: a refit export works
+
+
 class ExportInputError(ExportError, InputError):
     """Bad input to an export's ``predict``: the rows (columns, values, shape) or the folder."""
 
@@ -104,7 +110,7 @@ def export(
     params = row["_param_values"]
     do_refit = spec.refit if refit is None else refit
     resource = _resource(row)
-    model = _trial_model(cat, row, refit=do_refit)
+    model = _trial_model(cat, row, spec, refit=do_refit)
     dataset, splits = _data_if_any(exp, spec, refit=do_refit)
     if do_refit:  # the same refit as the run's final one
         from tunehouse.trainable import make_payload
@@ -144,15 +150,29 @@ def _test_metrics(model: Any, spec: Any, dataset: Any, splits: Any) -> dict[str,
                  n_classes=len(dataset.classes or []))
 
 
-def _trial_model(cat: Any, row: dict[str, Any], *, refit: bool) -> Any:
+def _trial_model(cat: Any, row: dict[str, Any], spec: Any, *, refit: bool) -> Any:
     """The trial's checkpointed model (None when it is refitted): verified always, unpickled only
-    when it is what we export. An early-stopped trial kept no final model: it is only refitted."""
+    when it is what we export. An early-stopped trial kept no final model, and a pruned one's
+    (``checkpoints.keep``) is deleted: they are only refitted."""
+    if _pruned(row):
+        if not refit:
+            keep = spec.checkpoints
+            policy = f"checkpoints.keep: {keep.keep}" + (f", best_n: {keep.best_n}" if keep.keep == "best" else "")
+            raise CheckpointPrunedError(f"trial {row['trial_id']}'s checkpoint was pruned ({policy}); "
+                                        "export it refitted (without --no-refit)")
+        return None
     if row["status"] != "early_stopped":
         return _checkpoint_model(cat, row, load=not refit)
     if not refit:
         raise ExportError(f"trial {row['trial_id']} was stopped early at resource {_resource(row)}, so no model "
                           "of it was kept; export it refitted (without --no-refit)")
     return None
+
+
+def _pruned(row: dict[str, Any]) -> bool:
+    """Whether retention deleted the trial's checkpoint (null in rows written before the column)."""
+    value = row.get("checkpoint_pruned")
+    return isinstance(value, (bool, np.bool_)) and bool(value)
 
 
 def _resource(row: dict[str, Any]) -> int | None:
@@ -460,7 +480,7 @@ def _metadata(exp, row, spec, training: _Training, params, refit, test_metrics, 
         "positive_class": training.positive_class,  # classes[1] of a binary target, else None
         "environment": dict(exp.get("environment") or []),
         "spec_hash": exp["spec_hash"],
-        "checkpoint": {"uri": row["checkpoint_uri"], "sha256": row.get("checkpoint_sha256")},
+        "checkpoint": {"uri": row["checkpoint_uri"], "sha256": row.get("checkpoint_sha256"), "pruned": _pruned(row)},
         "formats": formats,
     }
 

@@ -36,6 +36,7 @@ class TrialRecord:
     attempts: int | None = None  # 1 + the retries it took (failure.max_retries)
     error_traceback: str | None = None  # a failed trial's full traceback (``error`` is its last line)
     resource: int | None = None  # early stopping: the rounds / trees / epochs / folds it reached
+    checkpoint_pruned: bool = False  # its checkpoint folder was deleted after the run (checkpoints.keep)
 
 
 @dataclass
@@ -125,23 +126,36 @@ def best_of(records: Iterable[T], metric: str, mode: str) -> T | None:
     ``metrics[metric]``) or mappings holding ``status`` and ``metric`` directly (a row of the
     wide trials table). Ties go to the first record in order.
     """
-    rows = list(records)
-    return _best_with(rows, "terminated", metric, mode) or _best_with(rows, "early_stopped", metric, mode)
+    ranked = best_n_of(records, metric, mode, 1)
+    return ranked[0] if ranked else None
 
 
-def _best_with(records: list[T], status: str, metric: str, mode: str) -> T | None:
+def best_n_of(records: Iterable[T], metric: str, mode: str, n: int) -> list[T]:
+    """The ``n`` best finished records, best first, by ``best_of``'s rule.
+
+    Every ``terminated`` record with a finite value of ``metric`` ranks before every
+    ``early_stopped`` one; within a status, by value (``mode``), ties in record order.
+    Records of other statuses, or without a finite value, are never among them. So
+    ``best_n_of(r, m, mode, 1) == [best_of(r, m, mode)]`` whenever there is a best.
+    """
     sign = 1.0 if mode == "max" else -1.0
-    best, best_value = None, -math.inf
-    for r in records:
-        if isinstance(r, Mapping):
-            st, value = r.get("status"), r.get(metric)
-        else:
-            st, value = r.status, r.metrics.get(metric)  # type: ignore[attr-defined]
-        if st != status or not _finite(value):
-            continue
-        if best is None or sign * float(value) > best_value:
-            best, best_value = r, sign * float(value)
-    return best
+    ranked = []
+    for i, r in enumerate(records):
+        st, value = _status_value(r, metric)
+        if st in _RANK and _finite(value):
+            ranked.append((-_RANK[st], -sign * float(value), i, r))
+    ranked.sort(key=lambda x: x[:3])
+    return [r for *_, r in ranked[:max(n, 0)]]
+
+
+#: Which finished records may be the best, and in which order: full budget before early-stopped.
+_RANK = {"terminated": 2, "early_stopped": 1}
+
+
+def _status_value(r: Any, metric: str) -> tuple[Any, Any]:
+    if isinstance(r, Mapping):
+        return r.get("status"), r.get(metric)
+    return r.status, r.metrics.get(metric)
 
 
 def better(value: float | None, than: float | None, mode: str) -> bool:

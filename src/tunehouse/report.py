@@ -841,7 +841,9 @@ def _curves(s: _Story, figs: _Figures) -> str:
     several = it[it.trial_id.isin(multi)].sort_values(["trial_id", "iteration"])
     finals = several.groupby("trial_id")[obj].last().dropna()
     keep = list(finals.sort_values(ascending=s.exp.get("mode") == "min").index[:CURVES_MAX])
-    fig = px.line(several[several.trial_id.isin(keep)], x="iteration", y=obj, color="trial_id", markers=True,
+    # early stopping reports the resource (rounds, trees, epochs, folds): trials compare at equal x
+    x = "resource" if "resource" in several.columns and several.resource.notna().all() else "iteration"
+    fig = px.line(several[several.trial_id.isin(keep)], x=x, y=obj, color="trial_id", markers=True,
                   title=f"{obj} per report: the {len(keep)} best of {len(multi)} trials with several reports")
     return figs.html(fig)
 

@@ -290,6 +290,26 @@ class FailureSpec(_Model):
     )
 
 
+class CheckpointsSpec(_Model):
+    """Checkpoint retention: which trials keep their checkpoint folders once the run ends.
+
+    ``all`` keeps every one (as before the policy existed); ``best`` keeps the ``best_n`` best
+    trials by the objective (``records.best_n_of``); ``none`` keeps none. A pruned trial can
+    still be exported refitted, not with ``--no-refit``.
+    """
+
+    keep: Literal["all", "best", "none"] = Field(
+        "all", description="all | best | none: whose checkpoint folders survive the end of the run.")
+    best_n: int = Field(5, ge=1, description="keep: best: how many of the best trials keep theirs (default 5).")
+
+    @model_validator(mode="after")
+    def _best_n_for_best(self) -> CheckpointsSpec:
+        if "best_n" in self.model_fields_set and self.keep != "best":
+            raise ValueError(f"best_n: only with keep: best (keep: {self.keep} keeps "
+                             f"{'every' if self.keep == 'all' else 'no'} checkpoint); remove best_n")
+        return self
+
+
 class Spec(_Model):
     """A whole experiment, as written in ``search_spaces/*.yaml``."""
 
@@ -307,6 +327,8 @@ class Spec(_Model):
     time_budget_s: FiniteFloat | None = Field(None, gt=0)
     failure: FailureSpec = Field(default_factory=FailureSpec)
     refit: bool = Field(True, description="Exports refit the chosen trial on all training rows.")
+    checkpoints: CheckpointsSpec = Field(
+        default_factory=CheckpointsSpec, description="Checkpoint retention after the run (default: keep all).")
 
     _path: Path | None = PrivateAttr(None)  # the file, resolved (relative data paths start there)
     _file: str = PrivateAttr("")  # the file as the user named it (what error messages show)
@@ -465,6 +487,8 @@ class Spec(_Model):
         data = self.model_dump(mode="json")
         if self.failure == FailureSpec():
             del data["failure"]
+        if self.checkpoints == CheckpointsSpec():
+            del data["checkpoints"]
         if self.resources.memory_mb is None:
             del data["resources"]["memory_mb"]
         if self.search.early_stopping is None:

@@ -3,7 +3,8 @@
 A backend's test module subclasses ``StorageContract`` and provides a ``storage`` fixture
 (a fresh, empty catalog root). The rules checked: writes are atomic and whole, listing shows
 finished part files only, paths are relative to the root with ``/``, and the pyarrow view
-(``filesystem`` + ``fs_path``) and Ray Tune's view (``tune_storage``) see the same files.
+(``filesystem`` + ``fs_path``) and Ray Tune's view (``tune_storage``) see the same files, and
+``delete_tree`` removes exactly one folder (idempotent, never the root or above it).
 """
 
 from __future__ import annotations
@@ -71,6 +72,23 @@ class StorageContract:
         storage.delete("exports/experiment=e/part-x.parquet")
         storage.delete("exports/experiment=e/part-x.parquet")  # already gone: no error
         assert storage.list_parts("exports/") == []
+
+    def test_delete_tree_removes_a_folder_and_only_it(self, storage):
+        for rel in ("checkpoints/e/trial_1/checkpoint_000000/model.pkl", "checkpoints/e/trial_1/params.json",
+                    "checkpoints/e/trial_10/checkpoint_000000/model.pkl", "checkpoints/e/tuner.pkl"):
+            storage.write_atomic(rel, b"x")
+        storage.delete_tree("checkpoints/e/trial_1")
+        assert sorted(f.path for f in storage.list_files("checkpoints/")) == [
+            "checkpoints/e/trial_10/checkpoint_000000/model.pkl", "checkpoints/e/tuner.pkl"]  # a sibling prefix stays
+        storage.delete_tree("checkpoints/e/trial_1")  # already gone: no error
+        storage.delete_tree("checkpoints/never/was")
+
+    @pytest.mark.parametrize("rel", ["", "/", ".", "checkpoints/../trials", "../outside"])
+    def test_delete_tree_refuses_the_root_and_paths_out_of_it(self, storage, rel):
+        storage.write_atomic("trials/experiment=e/part-1.parquet", b"x")
+        with pytest.raises(CatalogError, match="refusing to delete"):
+            storage.delete_tree(rel)
+        assert [f.path for f in storage.list_files("")] == ["trials/experiment=e/part-1.parquet"]
 
     def test_pyarrow_reads_parts_through_filesystem_and_fs_path(self, storage):
         table = pa.table({"experiment_id": ["e1"], "n": [3]})

@@ -6,25 +6,17 @@ Real CLI subprocesses, each starting its own embedded Ray.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
 import re
 import signal
-import struct
 import subprocess
-import sys
-import termios
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-ERASE, CURSOR_UP = "\x1b[2K", re.compile(r"\x1b\[\d*A")
+from helpers.cli import ANSI, CURSOR_UP, ERASE, Terminal, after_panel, cli_argv, cli_env, paced_spec
+
 PLAIN_LINE = re.compile(r"^\[[^]]+\] (\d+)/(\d+) finished: \d+ done, \d+ running, \d+ failed", re.M)
 
 #: Six quick trials, some failing (x > 5), two at once: failures are said while the panel is up.
@@ -40,75 +32,21 @@ search: {algorithm: random, num_samples: 6, max_concurrent: 2}
 space: {x: {type: uniform, low: 0, high: 8}}
 """
 
-#: 0.3 s a trial: long enough to be interrupted mid-search.
-PACED_SPEC = """
-name: paced
-seed: 3
-task: classification
-data: {sklearn: iris}
-model: helpers.objectives:paced
-evaluation: {holdout: 0.25}
-metrics: [{name: loss, mode: min}]
-search: {algorithm: random, num_samples: {n}, max_concurrent: 2}
-space: {x: {type: uniform, low: 0, high: 4}}
-"""
-
-
-def _env(**extra: str) -> dict[str, str]:
-    # Ray's workers import the training functions (helpers.objectives) from tests/
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]), **extra}
-
-
-def _argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tunehouse", *args]
-
-
 def _on_terminal(*args: str, cwd: Path, interrupt_when: str | None = None, timeout: float = 240) -> tuple[int, str]:
     """Run the CLI with a pseudo-terminal (120x40) as stdin, stdout and stderr, to its end.
 
     With ``interrupt_when``, SIGINT (Ctrl-C) is sent once that regex matches what it drew.
     Returns the exit code and everything drawn.
     """
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen(_argv(*args), cwd=cwd, stdin=slave, stdout=slave, stderr=slave,
-                            env=_env(TERM="xterm-256color", COLUMNS="120", LINES="40"))
-    os.close(slave)
-    chunks: list[bytes] = []
-
-    def pump() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        os.close(master)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
     deadline = time.monotonic() + timeout
-    try:
+    with Terminal(*args, cwd=cwd) as term:
         if interrupt_when is not None:
-            while not re.search(interrupt_when, ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))):
-                assert proc.poll() is None, b"".join(chunks).decode("utf-8", "replace")[-3000:]
+            while not re.search(interrupt_when, ANSI.sub("", term.text())):
+                assert term.proc.poll() is None, term.text()[-3000:]
                 assert time.monotonic() < deadline, "never drew " + interrupt_when
                 time.sleep(0.05)
-            proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(timeout=10)
-    return code, b"".join(chunks).decode("utf-8", "replace")
-
-
-def _after_panel(text: str) -> str:
-    """What stays on screen after the live panel was erased, without colours."""
-    return ANSI.sub("", text.rsplit(ERASE, 1)[-1])
+            term.proc.send_signal(signal.SIGINT)
+        return term.wait(timeout=max(1.0, deadline - time.monotonic()))
 
 
 @pytest.mark.slow
@@ -120,7 +58,7 @@ def test_run_on_a_terminal_draws_the_live_panel_and_leaves_the_summary(tmp_path)
     assert text.count(ERASE) > 8  # more than one frame of a panel of 5 lines or more
     frames = ANSI.sub("", text)
     assert re.search(r"0/6 finished", frames) and "running" in frames and "ETA" in frames
-    summary = _after_panel(text)
+    summary = after_panel(text)
     assert summary.count("6/6 finished") == 1 and "completed" in summary and "ETA" not in summary
     done, failed = map(int, re.search(r"(\d+) done, 0 running, (\d+) failed", summary).groups())
     assert done + failed == 6 and done >= 1 and failed >= 1  # seed 1 draws x on both sides of 5
@@ -136,7 +74,7 @@ def test_run_on_a_terminal_draws_the_live_panel_and_leaves_the_summary(tmp_path)
 
 @pytest.mark.slow
 def test_quiet_run_on_a_terminal_shows_no_progress(tmp_path):
-    (tmp_path / "paced.yaml").write_text(PACED_SPEC.replace("{n}", "4"))
+    (tmp_path / "paced.yaml").write_text(paced_spec("paced", 4))
     code, text = _on_terminal("run", "paced.yaml", "--catalog", str(tmp_path / "cat"), "--quiet", cwd=tmp_path)
     assert code == 0, text[-3000:]
     assert "experiment paced-" in text and "4 trials (0 failed)" in text  # the result only
@@ -146,9 +84,9 @@ def test_quiet_run_on_a_terminal_shows_no_progress(tmp_path):
 
 @pytest.mark.slow
 def test_json_off_a_terminal_keeps_stdout_parseable_with_plain_progress_on_stderr(tmp_path):
-    (tmp_path / "paced.yaml").write_text(PACED_SPEC.replace("{n}", "6"))
-    proc = subprocess.run(_argv("run", "paced.yaml", "--catalog", str(tmp_path / "cat"), "--json"),
-                          capture_output=True, text=True, timeout=240, cwd=tmp_path, env=_env())
+    (tmp_path / "paced.yaml").write_text(paced_spec("paced", 6))
+    proc = subprocess.run(cli_argv("run", "paced.yaml", "--catalog", str(tmp_path / "cat"), "--json"),
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path, env=cli_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert len(result["trials"]) == 6
@@ -163,12 +101,12 @@ def test_json_off_a_terminal_keeps_stdout_parseable_with_plain_progress_on_stder
 
 @pytest.mark.slow
 def test_ctrl_c_closes_the_panel_with_an_interrupted_summary_and_resume_counts_the_earlier_trials(tmp_path):
-    (tmp_path / "paced.yaml").write_text(PACED_SPEC.replace("{n}", "20"))
+    (tmp_path / "paced.yaml").write_text(paced_spec("paced", 20))
     cat = str(tmp_path / "cat")
     code, text = _on_terminal("run", "paced.yaml", "--catalog", cat, "--experiment-id", "paced-ctrl-c", cwd=tmp_path,
                               interrupt_when=r"[1-9]\d* done")
     assert code == 130, text[-3000:]
-    summary = _after_panel(text)
+    summary = after_panel(text)
     assert "interrupted" in summary and "ETA" not in summary and "/20 finished" in summary
     done = int(re.search(r"(\d+) done, 0 running", summary).group(1))  # running trials closed as interrupted
     assert done >= 1
@@ -177,8 +115,8 @@ def test_ctrl_c_closes_the_panel_with_an_interrupted_summary_and_resume_counts_t
     assert "tunehouse resume paced-ctrl-c" in summary and "Traceback" not in text
     assert "\x1b[?25h" in text  # the panel was closed: the cursor is back
 
-    proc = subprocess.run(_argv("resume", "paced-ctrl-c", "--catalog", cat, "--json"), capture_output=True, text=True,
-                          timeout=240, cwd=tmp_path, env=_env())
+    proc = subprocess.run(cli_argv("resume", "paced-ctrl-c", "--catalog", cat, "--json"), capture_output=True, text=True,
+                          timeout=240, cwd=tmp_path, env=cli_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(json.loads(proc.stdout)["trials"]) == 20
     lines = [ln for ln in proc.stderr.splitlines() if PLAIN_LINE.match(ln)]

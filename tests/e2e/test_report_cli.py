@@ -7,17 +7,11 @@ file:// path by a real headless Chromium (Debian's, driven by Playwright).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import re
 import signal
-import struct
 import subprocess
-import sys
-import termios
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,65 +19,21 @@ from types import SimpleNamespace
 import pytest
 
 from helpers.catalogs import THREE_PARAMS, fake, story_catalog, write
+from helpers.cli import CURSOR_UP, ERASE, Terminal, after_panel, cli_argv, cli_env, paced_spec
 from tunehouse.catalog import Catalog, CatalogError
 
 ROOT = Path(__file__).resolve().parents[2]
-TESTS = ROOT / "tests"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
-WATCHED_SPEC = """
-name: watched
-seed: 3
-task: classification
-data: {sklearn: iris}
-model: helpers.objectives:paced
-evaluation: {holdout: 0.25}
-metrics: [{name: loss, mode: min}]
-search: {algorithm: random, num_samples: 20, max_concurrent: 2}
-space: {x: {type: uniform, low: 0, high: 4}}
-"""
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def _env(**extra: str) -> dict[str, str]:
-    # Ray's workers import the training function (helpers.objectives) from tests/
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]), **extra}
-
 
 def tunehouse(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tunehouse", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=_env())
+    return subprocess.run(cli_argv(*args), capture_output=True, text=True, timeout=timeout, cwd=cwd, env=cli_env())
 
 
 def _popen(*args: str, cwd: Path, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tunehouse", *args], cwd=cwd, env=kw.pop("env", _env()), **kw)
-
-
-def _pty_popen(*args: str, cwd: Path) -> tuple[subprocess.Popen, threading.Thread, list[bytes]]:
-    """Run the CLI with a pseudo-terminal (120x40) as its stdin, stdout and stderr; collect what it draws."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = _popen(*args, cwd=cwd, stdin=slave, stdout=slave, stderr=slave,
-                  env=_env(TERM="xterm-256color", COLUMNS="120", LINES="40"))
-    os.close(slave)
-    chunks: list[bytes] = []
-
-    def pump() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        os.close(master)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    return proc, reader, chunks
+    return subprocess.Popen(cli_argv(*args), cwd=cwd, env=cli_env(), **kw)
 
 
 def _visible(cat: Path, exp_id: str) -> bool:
@@ -100,7 +50,7 @@ def watched(tmp_path_factory):
     processes started as soon as its experiment is in the catalog: plain (a pipe), Ctrl-C'd
     after its first line, and under a pseudo-terminal."""
     d = tmp_path_factory.mktemp("watched")
-    (d / "watched.yaml").write_text(WATCHED_SPEC)
+    (d / "watched.yaml").write_text(paced_spec("watched", 20))
     cat, exp_id = d / "catalog", "watched-e2e-0001"
     run = _popen("run", "watched.yaml", "--catalog", str(cat), "--experiment-id", exp_id, "--json", cwd=d,
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -112,19 +62,18 @@ def watched(tmp_path_factory):
     watch = ("watch", exp_id, "--catalog", str(cat), "--interval", "0.3")
     plain = _popen(*watch, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stopped = _popen(*watch, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    tty, reader, chunks = _pty_popen(*watch, cwd=d)
-    first = stopped.stdout.readline()
-    status_at_sigint = Catalog(str(cat)).experiment(exp_id)["status"]
-    stopped.send_signal(signal.SIGINT)  # the watcher alone, not the run
-    s_out, s_err = stopped.communicate(timeout=60)
-    p_out, p_err = plain.communicate(timeout=240)
-    r_out, r_err = run.communicate(timeout=240)
-    tty.wait(timeout=60)
-    reader.join(timeout=10)
+    with Terminal(*watch, cwd=d) as tty:
+        first = stopped.stdout.readline()
+        status_at_sigint = Catalog(str(cat)).experiment(exp_id)["status"]
+        stopped.send_signal(signal.SIGINT)  # the watcher alone, not the run
+        s_out, s_err = stopped.communicate(timeout=60)
+        p_out, p_err = plain.communicate(timeout=240)
+        r_out, r_err = run.communicate(timeout=240)
+        drawn = tty.wait(timeout=60)
     yield SimpleNamespace(
         cat=cat, exp_id=exp_id, run=(run.returncode, r_out, r_err), plain=(plain.returncode, p_out, p_err),
         stopped=(stopped.returncode, first + s_out, s_err), status_at_sigint=status_at_sigint,
-        tty=(tty.returncode, b"".join(chunks).decode("utf-8", "replace")))
+        tty=drawn)
 
 
 @pytest.mark.slow
@@ -155,9 +104,9 @@ def test_ctrl_c_of_the_watcher_alone_exits_130_and_the_run_goes_on(watched):
 def test_watch_on_a_terminal_redraws_in_place_and_leaves_a_clean_summary(watched):
     code, text = watched.tty
     assert code == 0, text[-2000:]
-    assert "\x1b[2K" in text and re.search(r"\x1b\[\d*A", text)  # erase line + cursor up: redrawn in place
-    assert text.count("\x1b[2K") > 4  # more than one frame was drawn
-    summary = ANSI.sub("", text.rsplit("\x1b[2K", 1)[-1])  # what stays on screen after the live panel
+    assert ERASE in text and CURSOR_UP.search(text)  # erase line + cursor up: redrawn in place
+    assert text.count(ERASE) > 4  # more than one frame was drawn
+    summary = after_panel(text)  # what stays on screen after the live panel
     assert "20/20 finished" in summary and "completed" in summary and "best" in summary
     assert "ETA" not in summary and summary.count("20/20 finished") == 1
 

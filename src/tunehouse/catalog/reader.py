@@ -190,6 +190,7 @@ class Catalog:
                 usage={"node_id": row.node_id, "wall_s": row.wall_s, "cpu_s": row.cpu_s,
                        "peak_rss_mb": row.peak_rss_mb, "pid": None if row.pid is None else int(row.pid)},
                 resource=None if getattr(row, "resource", None) is None else int(row.resource),
+                checkpoint_pruned=bool(row.checkpoint_pruned),
             )
             for row in rows.itertuples(index=False)
         ]

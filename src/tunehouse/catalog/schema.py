@@ -102,6 +102,7 @@ TRIALS = pa.schema(
         ("error_traceback", pa.string()),  # a failed trial's full traceback (`error` is its last line)
         ("params_text", _str_map),  # name -> plain text, for SQL: params_text['max_features'] = 'log2'
         ("resource", pa.int64()),  # early stopping: the rounds / trees / epochs / folds it reached
+        ("checkpoint_pruned", pa.bool_()),  # its checkpoint folder was deleted (spec checkpoints.keep)
     ]
 )
 

@@ -7,12 +7,17 @@ The rules every storage obeys (tests in ``tests/catalog/`` run against each one)
 2. ``list_parts`` returns only finished part files (``*.parquet`` whose name does not start
    with ``.`` or ``_``), sorted by path, so temporary files are never read.
 3. Paths given to and returned by a storage are relative to the catalog root, with ``/``.
+4. ``delete_tree`` removes a folder and everything under it (checkpoint retention); it is
+   idempotent (a missing folder is no error), not atomic (a crash may leave part of it, so
+   callers record what they delete before deleting it), and refuses the root itself and any
+   path with a ``..`` part.
 """
 
 from __future__ import annotations
 
 import abc
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +59,14 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def delete(self, rel: str) -> None: ...
 
+    @abc.abstractmethod
+    def delete_tree(self, rel: str) -> None:
+        """Remove the folder ``rel`` and everything under it; nothing to remove is no error.
+
+        Raises:
+            CatalogError: ``rel`` is the root, or has a ``..`` part (rule 4).
+        """
+
     _fs: pafs.FileSystem
 
     @property
@@ -79,6 +92,14 @@ class Storage(abc.ABC):
 
     def full_uri(self, rel: str) -> str:
         return f"{self.uri.rstrip('/')}/{rel}"
+
+
+def _tree(rel: str) -> str:
+    """A folder ``delete_tree`` may remove: below the root, never above it (rule 4)."""
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise CatalogError(f"refusing to delete {rel!r}: expected a folder inside the catalog")
+    return "/".join(parts)
 
 
 class LocalStorage(Storage):
@@ -118,6 +139,12 @@ class LocalStorage(Storage):
     def delete(self, rel: str) -> None:
         try:
             (self.root / rel).unlink()
+        except FileNotFoundError:
+            pass
+
+    def delete_tree(self, rel: str) -> None:
+        try:
+            shutil.rmtree(self.root / _tree(rel))
         except FileNotFoundError:
             pass
 
@@ -185,6 +212,15 @@ class ObjectStorage(Storage):
             self._fs.delete_file(self._key(rel))
         except FileNotFoundError:
             pass
+
+    def delete_tree(self, rel: str) -> None:
+        key = self._key(_tree(rel))
+        try:
+            self._fs.delete_dir(key)  # every object under the prefix
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise CatalogError(f"cannot delete {self.full_uri(rel)}: {e}") from None
 
     def fs_path(self, rel: str) -> str:
         return self._key(rel)

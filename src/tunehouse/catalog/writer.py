@@ -336,6 +336,7 @@ class ExperimentRecorder:
             "attempts": kw.get("attempts"),
             "memory_mb": info.memory_mb,
             "resource": kw.get("resource"),
+            "checkpoint_pruned": False,  # checkpoint retention marks a pruned trial with a newer row
         }
 
     def _relative(self, path: str | None) -> str | None:

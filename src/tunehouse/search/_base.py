@@ -20,7 +20,7 @@ class History:
     A new search has an empty history; ``tunehouse resume`` rebuilds one from the catalog.
     """
 
-    finished: list[TrialRecord] = field(default_factory=list)  # terminated or error: not run again
+    finished: list[TrialRecord] = field(default_factory=list)  # terminated, early_stopped or error: not run again
     unfinished: dict[str, list[str]] = field(default_factory=dict)  # config key -> trial ids to reuse
 
 

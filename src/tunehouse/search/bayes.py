@@ -93,7 +93,8 @@ def study_searcher(spec, history: History):
     )
     for t in history.finished:
         value = t.metrics.get(spec.objective.name)
-        failed = t.status != "terminated" or value is None or not math.isfinite(value)
+        # an early-stopped trial with its last result, as Tune told the study when it stopped
+        failed = t.status not in ("terminated", "early_stopped") or value is None or not math.isfinite(value)
         searcher.add_evaluated_point(dict(t.params), 0.0 if failed else value, error=failed)
     for key, ids in history.unfinished.items():
         for _ in ids:
