@@ -17,6 +17,7 @@ so ``scripts/`` is ``sys.path[0]`` and ``import _bench`` finds this file). Rules
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,12 +48,14 @@ class ChildFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class ChildRun:
-    """One finished child: its wall time (perf counter), start and end (epoch s), stdout."""
+    """One finished child: its wall time (perf counter), start and end (epoch s), stdout, and
+    its own peak resident memory."""
 
     wall_s: float
     start_epoch: float
     end_epoch: float
     stdout: str
+    max_rss_mb: float = float("nan")
 
 
 def available_cores() -> int:
@@ -81,10 +84,13 @@ def busy_cores(sample_s: float = 1.0) -> float | None:
     return (1.0 - (idle1 - idle0) / dt) * available_cores() if dt > 0 else None
 
 
-def child_env(workdir: Path, drop_prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+def child_env(
+    workdir: Path, drop_prefixes: tuple[str, ...] = (), extra: dict[str, str] | None = None
+) -> dict[str, str]:
     """This process's environment for a child, its Ray made local and fresh (see the module).
 
-    Variables starting with one of ``drop_prefixes`` are removed too.
+    Variables starting with one of ``drop_prefixes`` are removed too; ``extra`` is set last
+    (e.g. ``TUNEHOUSE_HOME`` of a benchmark's own local service).
     """
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)  # always an embedded, local Ray
@@ -96,36 +102,58 @@ def child_env(workdir: Path, drop_prefixes: tuple[str, ...] = ()) -> dict[str, s
     if drop_prefixes:
         for k in [k for k in env if k.startswith(drop_prefixes)]:
             del env[k]
+    env.update(extra or {})
     return env
 
 
 def run_child(
-    cmd: list[str], way: str, cwd: Path, timeout_s: float, drop_prefixes: tuple[str, ...] = ()
+    cmd: list[str],
+    way: str,
+    cwd: Path,
+    timeout_s: float,
+    drop_prefixes: tuple[str, ...] = (),
+    extra_env: dict[str, str] | None = None,
 ) -> ChildRun:
     """Run one child in ``cwd`` (also its ``RAY_TMPDIR``) and time it.
+
+    Its peak RSS (``ChildRun.max_rss_mb``: the kernel's ``ru_maxrss`` of that process alone,
+    from ``wait4``) is recorded too.
 
     Raises:
         ChildFailed: it timed out or exited non-zero (with the last 25 lines it wrote).
     """
     start_epoch = time.time()
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd,
-            cwd=cwd,
-            env=child_env(cwd, drop_prefixes),
-            capture_output=True,
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=child_env(cwd, drop_prefixes, extra_env), stdout=out, stderr=err,
             text=True,
-            timeout=timeout_s,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise ChildFailed(f"{way}: timed out after {timeout_s} s") from e
-    wall = time.perf_counter() - t0
-    end_epoch = time.time()
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-25:])
-        raise ChildFailed(f"{way}: exit code {proc.returncode}\n{tail}")
-    return ChildRun(wall, start_epoch, end_epoch, proc.stdout)
+        )  # fmt: skip
+        code, max_rss_kb = _wait(proc, timeout_s, way)
+        wall = time.perf_counter() - t0
+        end_epoch = time.time()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if code != 0:
+        tail = "\n".join((stderr or stdout or "").strip().splitlines()[-25:])
+        raise ChildFailed(f"{way}: exit code {code}\n{tail}")
+    return ChildRun(wall, start_epoch, end_epoch, stdout, max_rss_kb / 1024)
+
+
+def _wait(proc: subprocess.Popen[str], timeout_s: float, way: str) -> tuple[int, int]:
+    """Wait for ``proc`` (killed after ``timeout_s``): its exit code and ``ru_maxrss`` (KiB)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, usage.ru_maxrss
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise ChildFailed(f"{way}: timed out after {timeout_s} s")
+        time.sleep(0.05)
 
 
 def run_script_way(
@@ -157,10 +185,16 @@ def run_script_way(
 
 
 def run_tunehouse_cli(
-    spec: Path, way: str, workdir: Path, timeout_s: float
+    spec: Path,
+    way: str,
+    workdir: Path,
+    timeout_s: float,
+    service: LocalService | None = None,
 ) -> tuple[ChildRun, dict[str, Any]]:
     """``python -m tunehouse run SPEC --catalog WORKDIR/catalog --json`` as a child.
 
+    With ``service`` it runs on that local service (its ``TUNEHOUSE_HOME``); without, it
+    starts an embedded Ray (``--no-service``: never a service someone else left up).
     Returns the child and the JSON object it printed.
 
     Raises:
@@ -168,13 +202,56 @@ def run_tunehouse_cli(
     """
     catalog = workdir / "catalog"
     cmd = [sys.executable, "-m", "tunehouse", "run", str(spec), "--catalog", str(catalog), "--json"]
-    child = run_child(cmd, way, workdir, timeout_s)
+    if service is None:
+        cmd.append("--no-service")
+    env = service.env if service is not None else None
+    child = run_child(cmd, way, workdir, timeout_s, extra_env=env)
     try:
         return child, parse_json_output(child.stdout)
     except json.JSONDecodeError as e:
         raise ChildFailed(
             f"{way}: cannot parse its --json output ({e}): {child.stdout[:300]!r}"
         ) from e
+
+
+@dataclass(frozen=True)
+class LocalService:
+    """A ``tunehouse up`` of the benchmark's own, in a private ``TUNEHOUSE_HOME``."""
+
+    home: Path
+    up_s: float  # how long ``tunehouse up`` took
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"TUNEHOUSE_HOME": str(self.home)}
+
+
+@contextlib.contextmanager
+def local_service(cpus: int, timeout_s: float = 300) -> Iterator[LocalService]:
+    """``tunehouse up --cpus CPUS`` in a private ``TUNEHOUSE_HOME``; ``tunehouse down`` after,
+    whatever happened (so the benchmark never leaves a service behind, and never uses or stops
+    one of somebody else's).
+
+    Raises:
+        ChildFailed: ``up`` failed.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-svc-", ignore_cleanup_errors=True) as d:
+        home = Path(d) / "home"
+        svc = LocalService(home, 0.0)
+        cli = [sys.executable, "-m", "tunehouse"]
+        print("[service] tunehouse up ...", file=sys.stderr, flush=True)
+        try:
+            child = run_child([*cli, "up", "--cpus", str(cpus)], "tunehouse up", Path(d), timeout_s,
+                              extra_env=svc.env)  # fmt: skip
+            svc = LocalService(home, child.wall_s)
+            print(f"[service] up in {svc.up_s:.1f} s", file=sys.stderr, flush=True)
+            yield svc
+        finally:
+            try:
+                run_child([*cli, "down"], "tunehouse down", Path(d), timeout_s, extra_env=svc.env)
+                print("[service] down", file=sys.stderr, flush=True)
+            except ChildFailed as e:
+                print(f"[service] warning: tunehouse down failed: {e}", file=sys.stderr, flush=True)
 
 
 def parse_json_output(text: str) -> dict[str, Any]:

@@ -9,7 +9,14 @@ from conftest import SPECS, base_spec
 from tunehouse.data import split
 from tunehouse.driver import _test_score  # noqa: F401  (import check)
 from tunehouse.models import FoldEnsemble
-from tunehouse.trainable import TrialPayload, evaluate, folds_of, make_payload, run_trial
+from tunehouse.trainable import (
+    TrialPayload,
+    evaluate,
+    folds_of,
+    make_payload,
+    run_trial,
+    split_folds,
+)
 from tunehouse.validate import load_checked
 
 
@@ -190,3 +197,42 @@ def test_clustering_function_is_scored_on_its_own_pipelines_features(write_spec)
     X_va = p.X.iloc[va]
     want = silhouette_score(pipe[:-1].transform(X_va), pipe.predict(X_va))
     assert out.metrics["silhouette"] == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.parametrize("spec_file", ["quickstart.yaml", "xgboost_bayes.yaml"])  # CV, hold-out
+def test_folds_are_split_once_in_the_payload_as_a_fresh_split_would(spec_file):
+    p, _ = payload_for(SPECS / spec_file)
+    fresh = split_folds(p)
+    assert p.folds is not None and folds_of(p) is p.folds  # trials reuse them, never re-split
+    assert len(p.folds) == len(fresh) == (p.cv or 1)
+    for (tr, va), (ftr, fva) in zip(p.folds, fresh, strict=True):
+        assert np.array_equal(tr, ftr) and np.array_equal(va, fva)  # same rows, same order
+        assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == len(p.X)
+
+
+def test_a_training_function_trial_does_not_import_model_selection(tmp_path, write_spec):
+    """A fresh worker's first trial of a training function imports no sklearn.model_selection
+    (about 1 s of CPU per worker when it did: the folds come in the payload)."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    # a module of its own: the tests' helpers package imports scikit-learn itself
+    (tmp_path / "th_noop.py").write_text("def fit(params, fold):\n    return {'loss': params['x']}\n")
+    spec_path = write_spec(base_spec(
+        model="th_noop:fit", metrics=[{"name": "loss", "mode": "min"}],
+        evaluation={"holdout": 0.2, "test_size": 0},
+        space={"x": {"type": "uniform", "low": -1, "high": 1}, "y": {"type": "uniform", "low": -1, "high": 1}},
+    ))
+    p, _ = payload_for(spec_path)
+    (tmp_path / "payload.pkl").write_bytes(pickle.dumps(p))
+    code = (
+        "import pickle, sys; from tunehouse.trainable import run_trial; "
+        f"p = pickle.load(open({str(tmp_path / 'payload.pkl')!r}, 'rb')); "
+        "m, _ = run_trial({'x': 0.5, 'y': 0.0}, p); assert m['loss'] == 0.5; "
+        "print('sklearn.model_selection' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])})
+    assert out.stdout.strip() == "False"

@@ -79,13 +79,16 @@ class TrialPayload:
     y: pd.Series | None
     memory_mb: float | None = None  # resources.memory_mb: enforced around each trial's fit
     steps: StepPlan | None = None  # search.early_stopping: how trials learn in steps
+    # (train, valid) row indices of every fold, split once by make_payload: the same in every
+    # trial, and a worker then never imports sklearn.model_selection (~1 s per cold worker)
+    folds: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
 def make_payload(spec: Spec, dataset: Dataset, splits: Splits) -> TrialPayload:
     """The payload of a spec's trials: its model factory, scoring scheme and training rows."""
     from tunehouse.models import make_factory, step_plan
 
-    return TrialPayload(
+    payload = TrialPayload(
         factory=make_factory(spec, dataset),
         task=spec.task,
         metrics=[m.name for m in spec.metrics],
@@ -98,6 +101,8 @@ def make_payload(spec: Spec, dataset: Dataset, splits: Splits) -> TrialPayload:
         memory_mb=spec.resources.memory_mb,
         steps=step_plan(spec),
     )
+    payload.folds = split_folds(payload)
+    return payload
 
 
 @dataclass
@@ -108,6 +113,12 @@ class Outcome:
 
 
 def folds_of(p: TrialPayload) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, valid) row indices of the payload's folds: those ``make_payload`` split."""
+    return p.folds if p.folds is not None else split_folds(p)
+
+
+def split_folds(p: TrialPayload) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split the payload's rows: a seeded hold-out, or seeded (stratified) k folds."""
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
     idx = np.arange(len(p.X))
