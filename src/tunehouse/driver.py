@@ -160,6 +160,13 @@ def run(
     backend = backend or backend_for(address, connect_timeout=connect_timeout)
     if resume is not None and warm_start:
         raise RunError("a resumed experiment keeps the trials it reused; warm_start is for a new one")
+    if warm_start:  # a mistyped source fails before Ray starts
+        from tunehouse.catalog import Catalog
+        from tunehouse.warm import source_experiment
+
+        sources = Catalog(catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG))
+        for source in warm_start:
+            source_experiment(sources, source)
     prep = _start(spec, catalog, backend, stop, clock)
     history = resume.history if resume else _warm_history(spec, prep, warm_start)
     exp_id = _experiment_id(spec, prep, experiment_id, resume)
@@ -629,15 +636,16 @@ def continue_experiment(
     ``time_budget_s`` when given; ``run_kwargs`` are ``run``'s (address, backend, ...).
 
     Raises:
-        CatalogError: no such experiment.
-        SpecError: a bad ``num_samples`` or ``time_budget_s``, or a spec of another task or model.
+        SpecError: no such experiment, a bad ``num_samples`` or ``time_budget_s``, or a spec of
+            another task or model.
     """
     from tunehouse.catalog import Catalog
     from tunehouse.errors import SpecError
     from tunehouse.spec import override_num_samples
+    from tunehouse.warm import source_experiment
 
     uri = catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG)
-    exp = Catalog(uri).experiment(experiment)
+    exp = source_experiment(Catalog(uri), experiment, field="EXP")
     spec = spec if spec is not None else recorded_spec(exp)
     if num_samples is not None:
         spec = override_num_samples(spec, num_samples)

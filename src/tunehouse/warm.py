@@ -46,12 +46,11 @@ def warm_start(spec: Any, fingerprint: str, sources: Sequence[str], catalog: Any
     (experiment ids, id prefixes or names in ``catalog``, a ``Catalog``).
 
     Raises:
-        CatalogError: no such experiment.
-        SpecError: a source of another task or estimator.
+        SpecError: no such experiment, or one of another task or estimator.
     """
     out, seen, n = WarmStart(), set(), 0
     for source in sources:
-        exp = catalog.experiment(source)
+        exp = source_experiment(catalog, source)
         exp_id = exp["experiment_id"]
         if exp_id in seen:
             continue
@@ -74,6 +73,20 @@ def warm_start(spec: Any, fingerprint: str, sources: Sequence[str], catalog: Any
                              f"space run first, no results reused ({len(inside)} of {len(candidates)} trials "
                              f"inside the space" + _left_out(left_out) + ")")
     return out
+
+
+def source_experiment(catalog: Any, source: str, field: str = "--warm-start") -> dict[str, Any]:
+    """The experiment row ``--warm-start SOURCE`` names in ``catalog`` (a ``Catalog``).
+
+    Raises:
+        SpecError: no such experiment (on ``field``: it is bad input).
+    """
+    from tunehouse.catalog import CatalogError
+
+    try:
+        return catalog.experiment(source)
+    except CatalogError as e:
+        raise SpecError(str(e), field=field) from None
 
 
 def _comparable(spec: Any, exp: dict[str, Any], fingerprint: str) -> str | None:
