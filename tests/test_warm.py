@@ -38,6 +38,9 @@ def test_reused_trials_count_toward_the_points_and_first_ones_go_in_front():
     first = explicit_plan(_Spec, points, History(first=[{"x": 9}, {"x": 3}]))
     assert first.num_samples == 6
     assert [p["x"] for p in first.searcher._points_to_evaluate] == [9, 3, 0, 1, 2, 4]
+    # resumed after the first of them ran: the same list minus what finished
+    again = explicit_plan(_Spec, points, History(first=[{"x": 9}, {"x": 3}], finished=_done(9)))
+    assert [p["x"] for p in again.searcher._points_to_evaluate] == [3, 0, 1, 2, 4]
 
 
 SPEC = """name: w
@@ -65,7 +68,7 @@ def test_results_are_reused_only_on_the_same_data_and_setup():
     assert _comparable(parse_spec(SPEC.replace("holdout: 0.3", "cv: 3")), exp, "f" * 64) == \
         "the same data with a different evaluation"
     other = {**exp, "spec_text": SPEC.replace("tree.DecisionTreeClassifier", "ensemble.RandomForestClassifier")}
-    with pytest.raises(SpecError, match="--warm-start.*RandomForestClassifier"):
+    with pytest.raises(SpecError, match=r"--warm-start.*RandomForestClassifier"):
         _comparable(spec, other, "f" * 64)
 
 

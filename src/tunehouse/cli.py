@@ -637,7 +637,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     if args.limit is not None:
         df = df.head(args.limit)
     if not args.all_columns and not args.json:
-        extra = ["resource"] if "resource" in df.columns and df.resource.notna().any() else []
+        extra = [c for c in ("resource", "reused_from") if c in df.columns and df[c].notna().any()]
         df = df[["trial_id", "status", *params, *metrics, *extra, "wall_s", "cpu_s", "peak_rss_mb", "node_id", "error"]]
         df = df.assign(node_id=df.node_id.str[:12])
     _print_frame(df, as_json=args.json)

@@ -9,6 +9,7 @@ models, search or where Ray runs.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -85,6 +86,7 @@ class Resume:
     history: History
     expected_fingerprint: str | None = None
     started_at: Any = None  # when the experiment first started (kept in its row)
+    warm_start: dict[str, Any] | None = None  # its warm start's record (experiments.warm_start), kept
 
 
 @dataclass
@@ -160,17 +162,16 @@ def run(
     backend = backend or backend_for(address, connect_timeout=connect_timeout)
     if resume is not None and warm_start:
         raise RunError("a resumed experiment keeps the trials it reused; warm_start is for a new one")
-    if warm_start:  # a mistyped source fails before Ray starts
+    if warm_start:  # a mistyped source fails before Ray starts; the ids are recorded
         from tunehouse.catalog import Catalog
         from tunehouse.warm import source_experiment
 
         sources = Catalog(catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG))
-        for source in warm_start:
-            source_experiment(sources, source)
+        warm_start = list(dict.fromkeys(source_experiment(sources, s)["experiment_id"] for s in warm_start))
     prep = _start(spec, catalog, backend, stop, clock)
     history = resume.history if resume else _warm_history(spec, prep, warm_start)
     exp_id = _experiment_id(spec, prep, experiment_id, resume)
-    recorder = _recorder(spec, prep, exp_id, resume, parent_id)
+    recorder = _recorder(spec, prep, exp_id, resume, parent_id, _warm_record(warm_start, history, resume))
     tracker = _tracker(spec, recorder, history)
     from tunehouse.search import plan_for
 
@@ -399,6 +400,16 @@ def _warm_history(spec: Spec, prep: _Prepared, sources: list[str] | None) -> His
     return warm.history
 
 
+def _warm_record(sources: list[str] | None, history: History, resume: Resume | None) -> dict[str, Any] | None:
+    """What the catalog keeps of a warm start (``experiments.warm_start``): its sources, and the
+    configurations it runs first, so that ``resume`` plans the same search again."""
+    if resume is not None:
+        return resume.warm_start
+    if not sources:
+        return None
+    return {"sources": list(sources), "first": history.first}
+
+
 def _record_reused(recorder: ExperimentRecorder, history: History) -> None:
     """A warm start's reused trials become the new experiment's own rows (``reused_from`` set)."""
     reused = [t for t in history.finished if t.reused_from]
@@ -409,7 +420,7 @@ def _record_reused(recorder: ExperimentRecorder, history: History) -> None:
 
 
 def _recorder(spec: Spec, prep: _Prepared, exp_id: str, resume: Resume | None,
-              parent_id: str | None = None) -> ExperimentRecorder:
+              parent_id: str | None = None, warm: dict[str, Any] | None = None) -> ExperimentRecorder:
     """The catalog's recorder of this run, counting a resumed run's earlier trials."""
     from tunehouse.catalog import CatalogWriter, ExperimentRecorder
     from tunehouse.provenance import environment
@@ -418,7 +429,7 @@ def _recorder(spec: Spec, prep: _Prepared, exp_id: str, resume: Resume | None,
     if spec.path is not None:
         env["spec_path"] = str(spec.path)  # where `resume` finds a relative data path again
     recorder = ExperimentRecorder(CatalogWriter(prep.store, exp_id),
-                                  describe(spec, prep.dataset, exp_id, env, parent_id=parent_id))
+                                  describe(spec, prep.dataset, exp_id, env, parent_id=parent_id, warm_start=warm))
     if resume is not None:
         recorder.carry_over(resume.history.finished)
         if resume.started_at is not None:
@@ -427,7 +438,7 @@ def _recorder(spec: Spec, prep: _Prepared, exp_id: str, resume: Resume | None,
 
 
 def describe(spec: Spec, dataset: Any, experiment_id: str, environment: dict[str, str], *,
-             parent_id: str | None = None) -> RunInfo:
+             parent_id: str | None = None, warm_start: dict[str, Any] | None = None) -> RunInfo:
     """A run's record for the catalog, as plain values (the catalog never sees the spec)."""
     X = getattr(dataset, "X", None)  # what a model of this run takes and returns
     return RunInfo(
@@ -440,7 +451,7 @@ def describe(spec: Spec, dataset: Any, experiment_id: str, environment: dict[str
         features=None if X is None else [(str(c), str(X[c].dtype)) for c in X.columns],
         target=getattr(dataset, "target", None) if spec.task != "clustering" else None,
         classes=getattr(dataset, "classes", None), positive_class=getattr(dataset, "positive_class", None),
-        max_resource=spec.max_resource, parent_id=parent_id,
+        max_resource=spec.max_resource, parent_id=parent_id, warm_start=warm_start,
     )
 
 
@@ -589,14 +600,15 @@ def resume(
     if exp["status"] == "completed":
         raise RunError(f"experiment {exp_id} already completed; nothing to resume")
     spec = recorded_spec(exp)
-    history = History()
+    warm = json.loads(exp["warm_start"]) if isinstance(exp.get("warm_start"), str) else None
+    history = History(first=list((warm or {}).get("first") or []))  # a warm start on other data: run first again
     for t in cat.trial_records(exp_id):
         if t.status in FINISHED:
             history.finished.append(t)
         else:
             history.unfinished.setdefault(config_key(t.params), []).append(t.trial_id)
     return run(spec, address=address, catalog=uri, experiment_id=exp_id, callbacks=callbacks,
-               resume=Resume(history, exp.get("dataset_fingerprint"), exp.get("started_at")),
+               resume=Resume(history, exp.get("dataset_fingerprint"), exp.get("started_at"), warm),
                connect_timeout=connect_timeout, backend=backend, stop=stop, on_progress=on_progress,
                parent_id=exp["parent_id"] if isinstance(exp.get("parent_id"), str) else None)
 

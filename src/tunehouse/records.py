@@ -107,6 +107,7 @@ class RunInfo:
     positive_class: Any = None
     max_resource: int | None = None  # early stopping: a trial's full budget (None: no early stopping)
     parent_id: str | None = None  # tunehouse continue: the experiment this one continues
+    warm_start: dict[str, Any] | None = None  # {"sources": [ids], "first": [configs]}: a warm start's inputs
 
     def mode_of(self, metric: str) -> str:
         """A reported metric's direction: the spec's mode, else the registry's ('_std' too)."""

@@ -24,11 +24,11 @@ pytestmark = pytest.mark.slow
 TREE = "sklearn.tree.DecisionTreeClassifier"
 
 
-def _spec(path: Path, name: str, search: str, space: str, data: str = "iris", seed: int = 5) -> Path:
+def _spec(path: Path, name: str, search: str, space: str, data: str = "iris", seed: int = 5, extra: str = "") -> Path:
     path.write_text(
         f"name: {name}\nseed: {seed}\ntask: classification\ndata: {{sklearn: {data}}}\nmodel: {TREE}\n"
         "evaluation: {holdout: 0.3, test_size: 0.2}\nmetrics: [accuracy]\n"
-        f"search: {search}\nspace: {space}\n")
+        f"search: {search}\nspace: {space}\n{extra}")
     return path
 
 
@@ -51,7 +51,8 @@ def test_continue_with_a_narrowed_grid_reuses_the_trials_inside_it(tmp_path):
     parent, _ = _json_run("run", str(parent_spec), "--catalog", cat, cwd=tmp_path)
     assert len(parent["trials"]) == 10
     narrowed = _spec(tmp_path / "n.yaml", "warm-grid", "{algorithm: grid, max_concurrent: 2}",
-                     "{max_depth: {type: int, low: 3, high: 6}, criterion: {type: grid, values: [gini, entropy]}}")
+                     "{max_depth: {type: int, low: 3, high: 6}, criterion: {type: grid, values: [gini, entropy]}}",
+                     extra="checkpoints: {keep: none}\n")  # the child prunes its own checkpoints only
     child, err = _json_run("continue", parent["experiment_id"], "--spec", str(narrowed), "--catalog", cat, cwd=tmp_path)
 
     pid = parent["experiment_id"]
@@ -62,6 +63,9 @@ def test_continue_with_a_narrowed_grid_reuses_the_trials_inside_it(tmp_path):
     ran = [t for t in trials if not t.reused_from]
     assert len(reused) == 6 and {t.params["max_depth"] for t in reused} == {3, 4, 5}
     assert sorted((t.params["max_depth"], t.params["criterion"]) for t in ran) == [(6, "entropy"), (6, "gini")]
+    assert all(t.checkpoint_pruned for t in ran) and not any(t.checkpoint_pruned for t in reused)
+    assert all((Path(cat) / t.checkpoint).is_dir() and t.checkpoint.startswith(f"checkpoints/{parent['experiment_id']}/")
+               for t in reused)
     by_id = {t["trial_id"]: t for t in parent["trials"]}
     for t in reused:  # each names the parent's trial that ran it, and carries its results
         src_exp, src_trial = t.reused_from.split("/")
@@ -116,6 +120,8 @@ def test_warm_start_on_other_data_runs_the_best_configurations_first(random_pare
     assert re.search(rf"{parent['experiment_id']} ran on different data \(fingerprint \w+ != \w+\): its 5 best "
                      "configurations in the new space run first, no results reused", err), err
     assert not [t for t in child["trials"] if t["reused_from"]] and len(child["trials"]) == 6
+    recorded = json.loads(Catalog(cat).experiment(child["experiment_id"])["warm_start"])  # what resume replans
+    assert recorded["sources"] == [parent["experiment_id"]] and len(recorded["first"]) == 5
     accuracy = {config_key(t["params"]): t["metrics"]["accuracy"] for t in parent["trials"]}
     fifth = sorted(accuracy.values(), reverse=True)[4]  # ties may pick either of equals
     hits = [accuracy[k] for k in (config_key(t["params"]) for t in child["trials"]) if k in accuracy]

@@ -62,6 +62,7 @@ EXPERIMENTS = pa.schema(
         ("positive_class", pa.string()),  # binary classification: the label scored as positive
         ("metric_modes", _str_map),  # each listed metric -> min | max (what "best" means for it)
         ("parent_id", pa.string()),  # tunehouse continue: the experiment this one continues (lineage)
+        ("warm_start", pa.string()),  # JSON {"sources": [ids], "first": [configs run first]}: what resume replans
     ]
 )
 

@@ -208,6 +208,7 @@ class ExperimentRecorder:
             "target": info.target,
             "classes": None if info.classes is None else json.dumps(info.classes, default=str),
             "parent_id": info.parent_id,
+            "warm_start": None if info.warm_start is None else json.dumps(info.warm_start, default=str),
         }
 
     def carry_over(self, records: list[TrialRecord]) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tunehouse.search._base import History, Plan, SearchAlgorithm
+from tunehouse.search._base import History, Plan, SearchAlgorithm, remaining
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,6 @@ def study_searcher(spec, history: History):
     for key, ids in history.unfinished.items():
         for _ in ids:
             searcher._ot_study.enqueue_trial(json.loads(key))
-    for config in history.first:
+    for config in remaining(history.first, history.finished):  # a resumed search ran some already
         searcher._ot_study.enqueue_trial(dict(config))
     return searcher
