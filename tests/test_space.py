@@ -64,3 +64,24 @@ def test_contains_rejects_out_of_bounds():
     assert not contains(SPACE, {"a": 1.5, "b": 1.0, "c": 3, "d": "x"})
     assert not contains(SPACE, {"a": 0.5, "b": 1.0, "c": 6, "d": "x"})
     assert not contains(SPACE, {"a": 0.5, "b": 1.0, "c": 3, "d": "z"})
+
+
+def test_outside_names_the_first_parameter_not_in_the_space_and_why():
+    from tunehouse.space import outside
+
+    ok = {"a": 0.5, "b": 1.0, "c": 3, "d": None}
+    assert outside(SPACE, ok) is None and contains(SPACE, ok)
+    assert outside(SPACE, {**ok, "c": 6}) == ("c", "outside 2..5")
+    assert outside(SPACE, {**ok, "c": 3.0}) == ("c", "outside 2..5")  # an int domain takes ints only
+    assert outside(SPACE, {**ok, "a": 1.5}) == ("a", "outside 0..1")
+    assert outside(SPACE, {**ok, "d": "z"}) == ("d", "outside one of [x, y, null]")
+    assert outside(SPACE, {k: v for k, v in ok.items() if k != "b"}) == ("b", "missing")
+    assert outside(SPACE, {**ok, "e": 1}) == ("e", "not in the space")
+    assert not contains(SPACE, {k: v for k, v in ok.items() if k != "d"})  # a missing None is missing
+
+
+def test_a_choice_tells_true_from_one():
+    from tunehouse.space import Choice
+
+    d = Choice(type="choice", values=[1, "a"])
+    assert d.contains(1) and d.contains(1.0) and not d.contains(True) and not d.contains(2)

@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
     r.add_argument("--num-samples", type=int, default=None, help="override search.num_samples")
     r.add_argument("--experiment-id", default=None, help="use this experiment id (default: NAME-TIME-RANDOM)")
+    r.add_argument("--warm-start", action="append", default=None, metavar="EXP",
+                   help="start from an earlier experiment's trials (repeatable): on the same data, those inside "
+                   "the space are reused; on other data, its best configurations run first")
     r.add_argument("--json", action="store_true", help="print the result as JSON (progress: plain lines on stderr)")
     r.add_argument("--quiet", action="store_true", help="show no progress while the search runs")
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -148,6 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--quiet", action="store_true", help="show no progress while the search runs")
     rs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     rs.set_defaults(func=cmd_resume)
+
+    co = sub.add_parser("continue", help="a new child experiment warm-started from an earlier one",
+                        description=cmd_continue.__doc__)
+    co.add_argument("experiment", help="experiment id, id prefix or name (the parent)")
+    co.add_argument("--spec", default=None, help="the child's spec (default: the parent's recorded spec)")
+    co.add_argument("--num-samples", type=int, default=None, help="the child's search.num_samples (its reused trials count toward it)")
+    co.add_argument("--time-budget", type=_seconds, default=None, metavar="SECONDS", help="the child's time_budget_s")
+    co.add_argument("--catalog", default=None, help="catalog folder or s3:// URI (default ./tunehouse-catalog or $TUNEHOUSE_CATALOG)")
+    co.add_argument("--address", default=None, help="Ray cluster to attach to; default: the local service when it is up, else an embedded local Ray")
+    co.add_argument("--no-service", action="store_true", help="do not use the local service (tunehouse up) even when it is up")
+    co.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
+    co.add_argument("--json", action="store_true", help="print the result as JSON (progress: plain lines on stderr)")
+    co.add_argument("--quiet", action="store_true", help="show no progress while the search runs")
+    co.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    co.set_defaults(func=cmd_continue)
 
     for name, func, help_ in [
         ("up", cmd_up, "start the local service: a persistent Ray that run and resume use"),
@@ -213,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = catalog_cmd("experiments", cmd_experiments, "list the experiments in the catalog")
     e.add_argument("--json", action="store_true", help="print JSON")
+    e.add_argument("--tree", action="store_true", help="show lineage: each child (tunehouse continue) under its parent")
 
     t = catalog_cmd("trials", cmd_trials, "show an experiment's trials: params, metrics, usage")
     t.add_argument("experiment", help="experiment id, id prefix or name (newest of that name)")
@@ -299,7 +318,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = override_num_samples(spec, args.num_samples)
     if args.experiment_id is not None:
         check_experiment_id(args.experiment_id)  # before Ray starts
-    return _search(args, lambda **ray: run(spec, catalog=args.catalog, experiment_id=args.experiment_id, **ray))
+    return _search(args, lambda **ray: run(spec, catalog=args.catalog, experiment_id=args.experiment_id,
+                                           warm_start=args.warm_start, **ray))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -308,6 +328,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from tunehouse.driver import resume
 
     return _search(args, lambda **ray: resume(args.experiment, catalog=args.catalog, **ray))
+
+
+def cmd_continue(args: argparse.Namespace) -> int:
+    """Start a new child experiment of EXP (recorded as its parent), warm-started from it: on the
+    same data its trials inside the (new) space are reused and count toward num_samples; the
+    spec is the parent's unless --spec gives a changed one (a narrowed space, more budget)."""
+    from tunehouse.driver import continue_experiment
+    from tunehouse.spec import load_spec
+
+    spec = load_spec(args.spec) if args.spec else None
+    return _search(args, lambda **ray: continue_experiment(
+        args.experiment, spec=spec, num_samples=args.num_samples, time_budget_s=args.time_budget,
+        catalog=args.catalog, **ray))
 
 
 def _search(args: argparse.Namespace, start: Any) -> int:
@@ -568,8 +601,12 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     """List experiments: name, id, status, algorithm, objective, best value, trials done/failed, start, duration."""
     df = _catalog(args).experiments()
     if not df.empty:
-        df = df[["name", "experiment_id", "status", "algorithm", "objective", "mode", "best_value",
-                 "trials_done", "trials_failed", "started_at", "duration_s"]]
+        if args.tree:
+            from tunehouse.report import lineage
+
+            df = lineage(df)
+        df = df[["name", "experiment_id", *(["parent_id"] if args.tree else []), "status", "algorithm", "objective",
+                 "mode", "best_value", "trials_done", "trials_failed", "started_at", "duration_s"]]
     _print_frame(df, as_json=args.json)
     return 0
 
@@ -600,7 +637,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     if args.limit is not None:
         df = df.head(args.limit)
     if not args.all_columns and not args.json:
-        extra = ["resource"] if "resource" in df.columns and df.resource.notna().any() else []
+        extra = [c for c in ("resource", "reused_from") if c in df.columns and df[c].notna().any()]
         df = df[["trial_id", "status", *params, *metrics, *extra, "wall_s", "cpu_s", "peak_rss_mb", "node_id", "error"]]
         df = df.assign(node_id=df.node_id.str[:12])
     _print_frame(df, as_json=args.json)

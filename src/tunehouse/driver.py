@@ -9,6 +9,7 @@ models, search or where Ray runs.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -34,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_CATALOG = "tunehouse-catalog"
 
-__all__ = ["DEFAULT_CATALOG", "Resume", "RunResult", "StopSignal", "TrialRecord", "resume", "run"]
+__all__ = ["DEFAULT_CATALOG", "Resume", "RunResult", "StopSignal", "TrialRecord", "continue_experiment", "resume",
+           "run"]
 
 
 # -- stopping -----------------------------------------------------------------------------
@@ -84,6 +86,7 @@ class Resume:
     history: History
     expected_fingerprint: str | None = None
     started_at: Any = None  # when the experiment first started (kept in its row)
+    warm_start: dict[str, Any] | None = None  # its warm start's record (experiments.warm_start), kept
 
 
 @dataclass
@@ -123,6 +126,8 @@ def run(
     backend: Backend | None = None,
     stop: StopSignal | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    warm_start: list[str] | None = None,
+    parent_id: str | None = None,
 ) -> RunResult:
     """Run the search a spec describes and return every trial and the best one.
 
@@ -144,6 +149,10 @@ def run(
             (completed, stopped, failed, interrupted) before ``run`` returns or raises; e.g. a
             ``report.RunProgress``. Under Ray Client the events happen on the cluster, so only
             the final snapshot comes. Its exceptions are said in one line, never raised.
+        warm_start: earlier experiments (ids, prefixes or names in the catalog) whose trials
+            this search starts from (``tunehouse.warm`` has the rules); one line per source
+            on stderr says what was reused or run first, and what was left out.
+        parent_id: the experiment this one continues (``continue_experiment``), recorded.
 
     Raises:
         SpecError: bad input found while loading data or the model (nothing has run).
@@ -151,16 +160,26 @@ def run(
     """
     clock, started_at = _Clock(), time.time()
     backend = backend or backend_for(address, connect_timeout=connect_timeout)
+    if resume is not None and warm_start:
+        raise RunError("a resumed experiment keeps the trials it reused; warm_start is for a new one")
+    if warm_start:  # a mistyped source fails before Ray starts; the ids are recorded
+        from tunehouse.catalog import Catalog
+        from tunehouse.warm import source_experiment
+
+        sources = Catalog(catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG))
+        warm_start = list(dict.fromkeys(source_experiment(sources, s)["experiment_id"] for s in warm_start))
     prep = _start(spec, catalog, backend, stop, clock)
-    history = resume.history if resume else History()
+    history = resume.history if resume else _warm_history(spec, prep, warm_start)
     exp_id = _experiment_id(spec, prep, experiment_id, resume)
-    recorder = _recorder(spec, prep, exp_id, resume)
+    recorder = _recorder(spec, prep, exp_id, resume, parent_id, _warm_record(warm_start, history, resume))
     tracker = _tracker(spec, recorder, history)
     from tunehouse.search import plan_for
 
     plan = plan_for(spec, history, cluster_cpus=backend.cluster_cpus())
     tuner = _tuner(spec, plan, prep, backend, tracker, tracker.limits, exp_id, callbacks)
     recorder.start(cluster_cpus=backend.cluster_cpus(), cluster_nodes=backend.cluster_nodes())
+    if resume is None:
+        _record_reused(recorder, history)
     final_progress = _follow(on_progress, spec, exp_id, history, tracker, started_at, backend.remote_loop)
     clock.took("setup", clock.t0 + clock.phases["ray_start_and_data"])
     done = _Done()
@@ -366,7 +385,42 @@ def _experiment_id(spec: Spec, prep: _Prepared, experiment_id: str | None, resum
     return new_experiment_id(spec.name)
 
 
-def _recorder(spec: Spec, prep: _Prepared, exp_id: str, resume: Resume | None) -> ExperimentRecorder:
+def _warm_history(spec: Spec, prep: _Prepared, sources: list[str] | None) -> History:
+    """A new search's history: empty, or what ``warm_start`` makes of earlier experiments
+    (its lines said on stderr)."""
+    if not sources:
+        return History()
+    from tunehouse.catalog import Catalog
+    from tunehouse.tracking import say
+    from tunehouse.warm import warm_start
+
+    warm = warm_start(spec, prep.dataset.fingerprint, sources, Catalog(prep.store))
+    for line in warm.lines:
+        say(line)
+    return warm.history
+
+
+def _warm_record(sources: list[str] | None, history: History, resume: Resume | None) -> dict[str, Any] | None:
+    """What the catalog keeps of a warm start (``experiments.warm_start``): its sources, and the
+    configurations it runs first, so that ``resume`` plans the same search again."""
+    if resume is not None:
+        return resume.warm_start
+    if not sources:
+        return None
+    return {"sources": list(sources), "first": history.first}
+
+
+def _record_reused(recorder: ExperimentRecorder, history: History) -> None:
+    """A warm start's reused trials become the new experiment's own rows (``reused_from`` set)."""
+    reused = [t for t in history.finished if t.reused_from]
+    for t in reused:
+        recorder.trial_finished(t)
+    if reused:
+        recorder.writer.flush()
+
+
+def _recorder(spec: Spec, prep: _Prepared, exp_id: str, resume: Resume | None,
+              parent_id: str | None = None, warm: dict[str, Any] | None = None) -> ExperimentRecorder:
     """The catalog's recorder of this run, counting a resumed run's earlier trials."""
     from tunehouse.catalog import CatalogWriter, ExperimentRecorder
     from tunehouse.provenance import environment
@@ -374,7 +428,8 @@ def _recorder(spec: Spec, prep: _Prepared, exp_id: str, resume: Resume | None) -
     env = environment(spec.base_dir)
     if spec.path is not None:
         env["spec_path"] = str(spec.path)  # where `resume` finds a relative data path again
-    recorder = ExperimentRecorder(CatalogWriter(prep.store, exp_id), describe(spec, prep.dataset, exp_id, env))
+    recorder = ExperimentRecorder(CatalogWriter(prep.store, exp_id),
+                                  describe(spec, prep.dataset, exp_id, env, parent_id=parent_id, warm_start=warm))
     if resume is not None:
         recorder.carry_over(resume.history.finished)
         if resume.started_at is not None:
@@ -382,7 +437,8 @@ def _recorder(spec: Spec, prep: _Prepared, exp_id: str, resume: Resume | None) -
     return recorder
 
 
-def describe(spec: Spec, dataset: Any, experiment_id: str, environment: dict[str, str]) -> RunInfo:
+def describe(spec: Spec, dataset: Any, experiment_id: str, environment: dict[str, str], *,
+             parent_id: str | None = None, warm_start: dict[str, Any] | None = None) -> RunInfo:
     """A run's record for the catalog, as plain values (the catalog never sees the spec)."""
     X = getattr(dataset, "X", None)  # what a model of this run takes and returns
     return RunInfo(
@@ -395,7 +451,7 @@ def describe(spec: Spec, dataset: Any, experiment_id: str, environment: dict[str
         features=None if X is None else [(str(c), str(X[c].dtype)) for c in X.columns],
         target=getattr(dataset, "target", None) if spec.task != "clustering" else None,
         classes=getattr(dataset, "classes", None), positive_class=getattr(dataset, "positive_class", None),
-        max_resource=spec.max_resource,
+        max_resource=spec.max_resource, parent_id=parent_id, warm_start=warm_start,
     )
 
 
@@ -532,10 +588,7 @@ def resume(
         RunError: the experiment is still running, or already completed.
         DataError: its data changed since it ran.
     """
-    from pathlib import Path
-
     from tunehouse.catalog import Catalog
-    from tunehouse.spec import parse_spec
 
     uri = catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG)
     cat = Catalog(uri)
@@ -546,7 +599,28 @@ def resume(
                        f"{exp.get('driver_host')}); stop it first (Ctrl-C or tunehouse jobs stop)")
     if exp["status"] == "completed":
         raise RunError(f"experiment {exp_id} already completed; nothing to resume")
-    spec = parse_spec(exp["spec_text"], file=f"the spec of {exp_id} in the catalog")
+    spec = recorded_spec(exp)
+    warm = json.loads(exp["warm_start"]) if isinstance(exp.get("warm_start"), str) else None
+    history = History(first=list((warm or {}).get("first") or []))  # a warm start on other data: run first again
+    for t in cat.trial_records(exp_id):
+        if t.status in FINISHED:
+            history.finished.append(t)
+        else:
+            history.unfinished.setdefault(config_key(t.params), []).append(t.trial_id)
+    return run(spec, address=address, catalog=uri, experiment_id=exp_id, callbacks=callbacks,
+               resume=Resume(history, exp.get("dataset_fingerprint"), exp.get("started_at"), warm),
+               connect_timeout=connect_timeout, backend=backend, stop=stop, on_progress=on_progress,
+               parent_id=exp["parent_id"] if isinstance(exp.get("parent_id"), str) else None)
+
+
+def recorded_spec(exp: dict[str, Any]) -> Spec:
+    """The spec an experiment ran, from its catalog row: its text, the ``num_samples`` it used
+    (``--num-samples`` included), and located where its file was (relative data paths)."""
+    from pathlib import Path
+
+    from tunehouse.spec import parse_spec
+
+    spec = parse_spec(exp["spec_text"], file=f"the spec of {exp['experiment_id']} in the catalog")
     if exp.get("num_samples"):  # what the run used, --num-samples included
         spec = spec.override({"search.num_samples": int(exp["num_samples"])})
     spec_path = dict(exp.get("environment") or {}).get("spec_path")
@@ -554,15 +628,45 @@ def resume(
         # relative data paths resolve where the spec was; elsewhere (a job's folder on a
         # cluster's head node) they resolve against the working directory
         spec = spec.located(spec_path)
-    history = History()
-    for t in cat.trial_records(exp_id):
-        if t.status in FINISHED:
-            history.finished.append(t)
-        else:
-            history.unfinished.setdefault(config_key(t.params), []).append(t.trial_id)
-    return run(spec, address=address, catalog=uri, experiment_id=exp_id, callbacks=callbacks,
-               resume=Resume(history, exp.get("dataset_fingerprint"), exp.get("started_at")),
-               connect_timeout=connect_timeout, backend=backend, stop=stop, on_progress=on_progress)
+    return spec
+
+
+# -- continue ---------------------------------------------------------------------------------
+def continue_experiment(
+    experiment: str,
+    *,
+    spec: Spec | None = None,
+    num_samples: int | None = None,
+    time_budget_s: float | None = None,
+    catalog: str | os.PathLike[str] | None = None,
+    **run_kwargs: Any,
+) -> RunResult:
+    """A new child experiment of ``experiment`` (its ``parent_id``), warm-started from it.
+
+    The child runs ``spec`` (default: the parent's recorded spec, ``recorded_spec``) with
+    ``num_samples`` (the child's total: its reused trials count toward it) and
+    ``time_budget_s`` when given; ``run_kwargs`` are ``run``'s (address, backend, ...).
+
+    Raises:
+        SpecError: no such experiment, a bad ``num_samples`` or ``time_budget_s``, or a spec of
+            another task or model.
+    """
+    from tunehouse.catalog import Catalog
+    from tunehouse.errors import SpecError
+    from tunehouse.spec import override_num_samples
+    from tunehouse.warm import source_experiment
+
+    uri = catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG)
+    exp = source_experiment(Catalog(uri), experiment, field="EXP")
+    spec = spec if spec is not None else recorded_spec(exp)
+    if num_samples is not None:
+        spec = override_num_samples(spec, num_samples)
+    if time_budget_s is not None:
+        try:
+            spec = spec.override({"time_budget_s": time_budget_s})
+        except SpecError as e:
+            raise SpecError(f"{e.reason} (time_budget_s)", field="--time-budget") from None
+    return run(spec, catalog=uri, warm_start=[exp["experiment_id"]], parent_id=exp["experiment_id"], **run_kwargs)
 
 
 # -- ids --------------------------------------------------------------------------------------

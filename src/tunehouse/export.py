@@ -460,6 +460,8 @@ def _metadata(exp, row, spec, training: _Training, params, refit, test_metrics, 
         "experiment_id": exp["experiment_id"],
         "experiment_name": exp["name"],
         "trial_id": row["trial_id"],
+        # a warm-started experiment's reused trial: the "<experiment>/<trial>" that actually ran it
+        "reused_from": row.get("reused_from") if isinstance(row.get("reused_from"), str) else None,
         "task": spec.task,
         "objective": exp["objective"],
         "mode": exp["mode"],

@@ -37,6 +37,7 @@ class TrialRecord:
     error_traceback: str | None = None  # a failed trial's full traceback (``error`` is its last line)
     resource: int | None = None  # early stopping: the rounds / trees / epochs / folds it reached
     checkpoint_pruned: bool = False  # its checkpoint folder was deleted after the run (checkpoints.keep)
+    reused_from: str | None = None  # a warm start: "<experiment>/<trial>" that ran it; its metrics are that trial's
 
 
 @dataclass
@@ -105,6 +106,8 @@ class RunInfo:
     classes: list[Any] | None = None
     positive_class: Any = None
     max_resource: int | None = None  # early stopping: a trial's full budget (None: no early stopping)
+    parent_id: str | None = None  # tunehouse continue: the experiment this one continues
+    warm_start: dict[str, Any] | None = None  # {"sources": [ids], "first": [configs]}: a warm start's inputs
 
     def mode_of(self, metric: str) -> str:
         """A reported metric's direction: the spec's mode, else the registry's ('_std' too)."""

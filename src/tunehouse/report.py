@@ -1122,3 +1122,37 @@ def _duration(s: float | None) -> str:
         return f"{m}m{sec:02d}s"
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m"
+
+
+# -- lineage ----------------------------------------------------------------------------------
+def lineage(experiments: pd.DataFrame) -> pd.DataFrame:
+    """The experiments (``Catalog.experiments()``) as a tree: each child (``parent_id``, from
+    ``tunehouse continue``) right under its parent, oldest child first, its ``name`` indented
+    two spaces a generation and marked ``└─``; roots (no parent, or one not in the frame) keep
+    their order. Names are padded to one width, so a right-aligned table still shows the tree."""
+    df = experiments.reset_index(drop=True)
+    if "parent_id" not in df.columns:
+        df = df.assign(parent_id=None)
+    ids = set(df.experiment_id)
+    parent = {r.experiment_id: (r.parent_id if isinstance(r.parent_id, str) and r.parent_id in ids else None)
+              for r in df.itertuples(index=False)}
+    children: dict[str, list[int]] = {}
+    for i, r in df.iterrows():
+        if parent[r.experiment_id]:
+            children.setdefault(parent[r.experiment_id], []).append(i)
+    order: list[tuple[int, int]] = []
+
+    def visit(i: int, depth: int) -> None:
+        order.append((i, depth))
+        kids = sorted(children.get(df.experiment_id[i], []), key=lambda k: (df.started_at[k] is None, df.started_at[k]))
+        for k in kids:
+            visit(k, depth + 1)
+
+    for i in df.index:
+        if parent[df.experiment_id[i]] is None:
+            visit(i, 0)
+    out = df.loc[[i for i, _ in order]].reset_index(drop=True)
+    names = ["  " * (d - 1) + "└─ " + str(out["name"][n]) if d else str(out["name"][n]) for n, (_, d) in enumerate(order)]
+    width = max(len(n) for n in names)
+    out["name"] = [n.ljust(width) for n in names]
+    return out

@@ -28,6 +28,18 @@ class _Domain(BaseModel):
     def discrete(self) -> bool:
         return False
 
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one this domain can produce (a warm start's "inside the space")."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """The domain in a few characters, for messages: ``2..12``, ``one of [gini, entropy]``."""
+        raise NotImplementedError
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
 
 class Uniform(_Domain):
     """A float drawn uniformly from [low, high]."""
@@ -41,6 +53,12 @@ class Uniform(_Domain):
         if not self.low < self.high:
             raise ValueError(f"low must be < high (got low={self.low}, high={self.high})")
         return self
+
+    def contains(self, value: Any) -> bool:
+        return _number(value) and self.low <= value <= self.high
+
+    def describe(self) -> str:
+        return f"{self.low:g}..{self.high:g}"
 
 
 class LogUniform(Uniform):
@@ -71,6 +89,13 @@ class Int(_Domain):
             raise ValueError(f"int with log: true needs low > 0 (got low={self.low})")
         return self
 
+    def contains(self, value: Any) -> bool:
+        """An integer in [low, high]; a float with an integral value (2.0) is not one."""
+        return isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+
+    def describe(self) -> str:
+        return f"{self.low}..{self.high}"
+
     @property
     def discrete(self) -> bool:
         return True
@@ -89,6 +114,13 @@ class Choice(_Domain):
     @property
     def discrete(self) -> bool:
         return True
+
+    def contains(self, value: Any) -> bool:
+        """One of the values, of the same kind: ``True`` is not ``1``, ``1.0`` is ``1``."""
+        return any(value == v and isinstance(value, bool) == isinstance(v, bool) for v in self.values)
+
+    def describe(self) -> str:
+        return "one of [" + ", ".join("null" if v is None else str(v) for v in self.values) + "]"
 
 
 class Grid(Choice):
@@ -243,14 +275,22 @@ def to_optuna(space: Space) -> OptunaSpace:
 
 def contains(space: Space, config: dict[str, Any]) -> bool:
     """Whether every value of ``config`` lies in its domain (used by tests and resume)."""
+    return all(name in config and d.contains(config[name]) for name, d in space.items())
+
+
+def outside(space: Space, config: dict[str, Any]) -> tuple[str, str] | None:
+    """Why ``config`` is not a configuration of ``space``, or None when it is one.
+
+    Returns ``(parameter, why)``, e.g. ``("max_depth", "outside 2..12")``: a value outside its
+    domain, a parameter the space does not have (``"not in the space"``), or one the config
+    lacks (``"missing"``). The rule a warm start uses: a trial is reused only inside the space.
+    """
     for name, d in space.items():
-        v = config.get(name)
-        if isinstance(d, Uniform):
-            if not (isinstance(v, (int, float)) and d.low <= v <= d.high):
-                return False
-        elif isinstance(d, Int):
-            if not (isinstance(v, int) and d.low <= v <= d.high):
-                return False
-        elif v not in d.values:
-            return False
-    return True
+        if name not in config:
+            return name, "missing"
+        if not d.contains(config[name]):
+            return name, f"outside {d.describe()}"
+    for name in config:
+        if name not in space:
+            return name, "not in the space"
+    return None

@@ -191,6 +191,7 @@ class Catalog:
                        "peak_rss_mb": row.peak_rss_mb, "pid": None if row.pid is None else int(row.pid)},
                 resource=None if getattr(row, "resource", None) is None else int(row.resource),
                 checkpoint_pruned=bool(row.checkpoint_pruned),
+                reused_from=getattr(row, "reused_from", None),
             )
             for row in rows.itertuples(index=False)
         ]

@@ -41,8 +41,9 @@ def prune_checkpoints(cat: Catalog, experiment_id: str, *, keep: str, best_n: in
     true, its ``checkpoint_uri`` and SHA-256 kept for provenance; that row is written
     (atomically, one part) before any folder goes, so a crash in between leaves a row that
     says pruned next to a folder that still exists, never a row pointing at nothing. Trials
-    pruned earlier (a resumed experiment) are left as they are. Returns the pruned trial ids,
-    those whose rows were marked.
+    pruned earlier (a resumed experiment), and a warm start's reused trials (their folders are
+    their source experiment's), are left as they are. Returns the pruned trial ids, those
+    whose rows were marked.
     """
     if keep == "all":
         return []
@@ -52,7 +53,9 @@ def prune_checkpoints(cat: Catalog, experiment_id: str, *, keep: str, best_n: in
     rows = cat.table("trials", experiment_id)
     pruned = pc.fill_null(rows.column("checkpoint_pruned"), False)
     before = set(pc.filter(rows.column("trial_id"), pruned).to_pylist())
-    gone = [r.trial_id for r in records if r.trial_id not in keep_ids and r.trial_id not in before]
+    # a warm start's reused trial points at the checkpoint of the experiment that ran it: never ours to delete
+    gone = [r.trial_id for r in records
+            if r.trial_id not in keep_ids and r.trial_id not in before and not r.reused_from]
     marked = _mark(cat, experiment_id, rows, set(gone))
     for trial_id in gone:
         cat.storage.delete_tree(trial_folder(experiment_id, trial_id))

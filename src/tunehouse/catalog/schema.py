@@ -61,6 +61,8 @@ EXPERIMENTS = pa.schema(
         ("classes", pa.string()),  # JSON list of the class labels, in class-index order
         ("positive_class", pa.string()),  # binary classification: the label scored as positive
         ("metric_modes", _str_map),  # each listed metric -> min | max (what "best" means for it)
+        ("parent_id", pa.string()),  # tunehouse continue: the experiment this one continues (lineage)
+        ("warm_start", pa.string()),  # JSON {"sources": [ids], "first": [configs run first]}: what resume replans
     ]
 )
 
@@ -103,6 +105,7 @@ TRIALS = pa.schema(
         ("params_text", _str_map),  # name -> plain text, for SQL: params_text['max_features'] = 'log2'
         ("resource", pa.int64()),  # early stopping: the rounds / trees / epochs / folds it reached
         ("checkpoint_pruned", pa.bool_()),  # its checkpoint folder was deleted (spec checkpoints.keep)
+        ("reused_from", pa.string()),  # a warm start: "<experiment>/<trial>" that ran it (metrics copied)
     ]
 )
 

@@ -207,6 +207,8 @@ class ExperimentRecorder:
             "features": info.features,
             "target": info.target,
             "classes": None if info.classes is None else json.dumps(info.classes, default=str),
+            "parent_id": info.parent_id,
+            "warm_start": None if info.warm_start is None else json.dumps(info.warm_start, default=str),
         }
 
     def carry_over(self, records: list[TrialRecord]) -> None:
@@ -273,6 +275,7 @@ class ExperimentRecorder:
             best_metrics=record.best_metrics,
             attempts=record.attempts,
             resource=record.resource,
+            reused_from=record.reused_from,
         )
         self.writer.add("trials", row)
         self._count(record)
@@ -337,6 +340,7 @@ class ExperimentRecorder:
             "memory_mb": info.memory_mb,
             "resource": kw.get("resource"),
             "checkpoint_pruned": False,  # checkpoint retention marks a pruned trial with a newer row
+            "reused_from": kw.get("reused_from"),
         }
 
     def _relative(self, path: str | None) -> str | None:

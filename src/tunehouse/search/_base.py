@@ -17,11 +17,14 @@ if TYPE_CHECKING:  # pragma: no cover
 class History:
     """What a search has behind it: its finished trials, and the ones that never finished.
 
-    A new search has an empty history; ``tunehouse resume`` rebuilds one from the catalog.
+    A new search has an empty history; ``tunehouse resume`` rebuilds one from the catalog; a
+    warm start (``tunehouse.warm``) fills ``finished`` with reused trials of earlier
+    experiments (same data), or ``first`` with their best configurations (other data).
     """
 
     finished: list[TrialRecord] = field(default_factory=list)  # terminated, early_stopped or error: not run again
     unfinished: dict[str, list[str]] = field(default_factory=dict)  # config key -> trial ids to reuse
+    first: list[dict[str, Any]] = field(default_factory=list)  # configurations to try before any other
 
 
 @dataclass
@@ -42,8 +45,9 @@ class SearchAlgorithm(abc.ABC):
     - ``plan`` is a pure function of ``(spec, history)``: the same spec and the same finished
       trials give the same plan. That is what lets ``tunehouse resume`` rebuild a search from
       the catalog alone (Ray Tune's own restore lost OptunaSearch, ray#30861).
-    - Trials in ``history.finished`` are never planned again; configurations in
-      ``history.unfinished`` are (the driver gives them back their catalog ids).
+    - Trials in ``history.finished`` are never planned again, and count toward the search's
+      trials (``num_samples``); configurations in ``history.unfinished`` are planned again
+      (the driver gives them back their catalog ids); ``history.first`` runs first.
     - It decides what to try, nothing else: it never reads or writes the catalog, never
       starts Ray, and imports Ray and Optuna inside ``plan`` only (the spec imports this
       package to learn the algorithms' names, and must stay light).
@@ -71,11 +75,12 @@ class SearchAlgorithm(abc.ABC):
         return None
 
 
-def remaining(points: Sequence[dict[str, Any]], finished: Sequence[TrialRecord]) -> list[dict[str, Any]]:
-    """``points`` minus those already finished (each finished configuration cancels one point)."""
+def remaining(points: Sequence[dict[str, Any]], finished: Sequence[TrialRecord | dict[str, Any]]) -> list[dict[str, Any]]:
+    """``points`` minus those already finished (each finished configuration cancels one point);
+    ``finished`` holds trials, or plain configurations."""
     left: dict[str, int] = {}
     for t in finished:
-        key = config_key(t.params)
+        key = config_key(t.params if isinstance(t, TrialRecord) else t)
         left[key] = left.get(key, 0) + 1
     todo = []
     for p in points:
@@ -88,13 +93,19 @@ def remaining(points: Sequence[dict[str, Any]], finished: Sequence[TrialRecord])
 
 
 def explicit_plan(spec: Spec, points: list[dict[str, Any]], history: History) -> Plan:
-    """Run exactly ``points`` minus the finished ones, through Tune's basic variant generator.
+    """Run ``points`` minus the finished ones, through Tune's basic variant generator.
 
+    Rules: ``history.first`` goes to the front of ``points``, replacing as many points as it
+    adds (a grid's own points are reordered; a random sample's last points give way); every
+    finished trial counts as one of the points, so at most ``len(points) - len(finished)``
+    run (a warm start's reused trials outside a random sample still use up its budget).
     Every point sets every parameter, so the param space only names them.
     """
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from tunehouse.space import to_tune
 
-    todo = remaining(points, history.finished)
+    if history.first:
+        points = [*history.first, *remaining(points, history.first)][:len(points)]
+    todo = remaining(points, history.finished)[:max(0, len(points) - len(history.finished))]
     return Plan(BasicVariantGenerator(points_to_evaluate=todo), to_tune(spec.space, grid=False), len(todo))

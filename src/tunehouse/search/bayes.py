@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tunehouse.search._base import History, Plan, SearchAlgorithm
+from tunehouse.search._base import History, Plan, SearchAlgorithm, remaining
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ def study_searcher(spec, history: History):
 
     Given a space and metric, OptunaSearch creates its study at once, so finished trials are
     added to it (failed or non-finite ones as failed, as Tune tells Optuna) and unfinished
-    ones are enqueued to run first. Ray's own warm start takes one kind or the other, not both.
+    ones are enqueued to run first, then a warm start's ``history.first`` configurations (on
+    other data). Ray's own warm start takes one kind or the other, not both.
     """
     from ray.tune.search.optuna import OptunaSearch
 
@@ -99,4 +100,6 @@ def study_searcher(spec, history: History):
     for key, ids in history.unfinished.items():
         for _ in ids:
             searcher._ot_study.enqueue_trial(json.loads(key))
+    for config in remaining(history.first, history.finished):  # a resumed search ran some already
+        searcher._ot_study.enqueue_trial(dict(config))
     return searcher
