@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from tunehouse.catalog.schema import KEYS, SCHEMAS, TABLES, decode_params
 from tunehouse.catalog.storage import CatalogError, LocalStorage, PartInfo, Storage, open_storage
 from tunehouse.catalog.writer import ALL, COMPACTED, HEARTBEAT_STALE_S, parquet_bytes, part_name
-from tunehouse.records import TrialRecord, best_of
+from tunehouse.records import TrialRecord, best_of, pareto_front
 
 _MAGIC = b"PAR1"
 _CANDIDATES = 10  # experiments an ambiguous id prefix lists
@@ -216,6 +216,28 @@ class Catalog:
         if row is None:
             raise CatalogError(f"experiment {exp['experiment_id']} has no finished trial with {metric!r}")
         return {**row, "metric": metric, "mode": mode, "experiment_id": exp["experiment_id"]}
+
+    def objectives(self, experiment: str | dict[str, Any]) -> dict[str, str]:
+        """An experiment's objectives in order, each with its mode: two or more for a
+        multi-objective (Pareto) search, else the one objective."""
+        exp = experiment if isinstance(experiment, dict) else self.experiment(experiment)
+        names = exp.get("objectives")
+        names = list(names) if names is not None and len(names) else [exp["objective"]]
+        return {n: _metric_mode(exp, n) for n in names}
+
+    def pareto(self, experiment: str | dict[str, Any]) -> pd.DataFrame:
+        """The Pareto front of an experiment's trials (``records.pareto_front``), wide, in trial
+        order; for a single-objective experiment, its best trial."""
+        exp = experiment if isinstance(experiment, dict) else self.experiment(experiment)
+        df = self.trials(exp)
+        objectives = self.objectives(exp)
+        if df.empty or any(n not in df.columns for n in objectives):
+            return df.iloc[0:0]
+        rows = df.to_dict("records")
+        front = pareto_front(rows, objectives) if len(objectives) > 1 else [
+            r for r in [best_of(rows, *next(iter(objectives.items())))] if r is not None]
+        keep = {id(r) for r in front}
+        return df[[id(r) in keep for r in rows]].reset_index(drop=True)
 
     def exports(self, *, tag: str | None = None, history: bool = False) -> pd.DataFrame:
         """Exports, newest first. With ``tag``: its current holder, or (``history``) every

@@ -61,6 +61,7 @@ EXPERIMENTS = pa.schema(
         ("classes", pa.string()),  # JSON list of the class labels, in class-index order
         ("positive_class", pa.string()),  # binary classification: the label scored as positive
         ("metric_modes", _str_map),  # each listed metric -> min | max (what "best" means for it)
+        ("objectives", pa.list_(pa.string())),  # a multi-objective (Pareto) search's objectives; else null
     ]
 )
 
@@ -103,6 +104,7 @@ TRIALS = pa.schema(
         ("params_text", _str_map),  # name -> plain text, for SQL: params_text['max_features'] = 'log2'
         ("resource", pa.int64()),  # early stopping: the rounds / trees / epochs / folds it reached
         ("checkpoint_pruned", pa.bool_()),  # its checkpoint folder was deleted (spec checkpoints.keep)
+        ("pareto", pa.bool_()),  # multi-objective: on the Pareto front (records.pareto_front); else null
     ]
 )
 
