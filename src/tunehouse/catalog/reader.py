@@ -203,8 +203,11 @@ class Catalog:
         metrics = pd.DataFrame([dict(m) for m in df.pop("metrics")], index=df.index)
         return pd.concat([df, metrics], axis=1).sort_values(["trial_id", "iteration"], ignore_index=True)
 
-    def best(self, experiment: str, metric: str | None = None, mode: str | None = None) -> dict[str, Any]:
-        """The best finished trial of an experiment by its objective (or ``metric``)."""
+    def best(self, experiment: str, metric: str | None = None, mode: str | None = None, *,
+             where: str | None = None) -> dict[str, Any]:
+        """The best finished trial of an experiment by its objective (its first, with several), or
+        ``metric``; with ``where`` (SQL over the wide trials table, ``filter_where``), the best
+        among the trials meeting it."""
         exp = self.experiment(experiment)
         metric = metric or exp["objective"]
         if mode is None:
@@ -212,9 +215,12 @@ class Catalog:
         df = self.trials(exp)
         if df.empty or metric not in df.columns:
             raise CatalogError(f"experiment {exp['experiment_id']} has no trial with metric {metric!r}")
+        if where:
+            df = filter_where(df, where)
         row = best_of(df.to_dict("records"), metric, mode)
         if row is None:
-            raise CatalogError(f"experiment {exp['experiment_id']} has no finished trial with {metric!r}")
+            meeting = f" meeting --where {where!r}" if where else ""
+            raise CatalogError(f"experiment {exp['experiment_id']} has no finished trial with {metric!r}{meeting}")
         return {**row, "metric": metric, "mode": mode, "experiment_id": exp["experiment_id"]}
 
     def objectives(self, experiment: str | dict[str, Any]) -> dict[str, str]:
@@ -392,6 +398,26 @@ class Catalog:
         for p in old_index + merge:  # the index is written before its sources go
             self.storage.delete(p.path)
         return {"experiments": len(finished), "index_rows": rows.num_rows}
+
+
+def filter_where(df: pd.DataFrame, expr: str) -> pd.DataFrame:
+    """The rows of a wide trials table (``Catalog.trials``) meeting a SQL condition over its
+    columns, e.g. ``"predict_ms < 5 and max_depth > 3"``: what ``--where`` means everywhere.
+
+    Raises:
+        InputError: the condition is not valid SQL over these columns (one line).
+    """
+    import duckdb
+
+    from tunehouse.errors import InputError
+
+    con = duckdb.connect()
+    con.register("t", df)
+    try:
+        keep = con.sql(f"select trial_id from t where {expr}").df()["trial_id"]
+    except duckdb.Error as e:
+        raise InputError(f"--where {expr!r}: {str(e).splitlines()[0]}") from None
+    return df[df.trial_id.isin(set(keep))]
 
 
 def duckdb_error(msg: str) -> Exception:
