@@ -53,7 +53,6 @@ def test_the_example_pareto_search_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr
     got = next(r for r in rows if r["trial_id"] == json.loads(out.stdout)["trial_id"])
     assert got["predict_ms"] < bound and got["roc_auc"] == max(r["roc_auc"] for r in fast)
-    assert max(r["roc_auc"] for r in rows) > got["roc_auc"] or bound > min(r["predict_ms"] for r in rows)
     none = th("export", exp, "--catalog", cat, "--out", str(tmp_path / "none"), "--where", "predict_ms < 0")
     assert none.returncode != 0 and "meeting --where 'predict_ms < 0'" in none.stderr
     assert len(none.stderr.strip().splitlines()) == 1 and not (tmp_path / "none").exists()
