@@ -119,3 +119,17 @@ def test_a_random_pareto_search_computes_its_front_from_results(ray_session, tmp
     df = Catalog(tmp_path).trials(result.experiment_id)
     assert len(df) == 8
     assert sorted(df[df.pareto].trial_id) == brute_front(df.to_dict("records"), {"roc_auc": "max", "model_kb": "min"})
+
+
+def test_a_resumed_pareto_search_tells_the_study_every_objective(write_spec):
+    from tunehouse.search._base import History
+    from tunehouse.search.bayes import study_searcher
+
+    spec = load_spec(write_spec(base_spec(objectives=["accuracy", "model_kb"],
+                                          search={"algorithm": "bayes", "sampler": "nsga2", "num_samples": 5})))
+    done = [TrialRecord("a", "terminated", {"max_depth": 2}, {"accuracy": 0.9, "model_kb": 3.0}),
+            TrialRecord("b", "error", {"max_depth": 4}, {})]
+    study = study_searcher(spec, History(finished=done))._ot_study
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert [(t.state.name, t.values) for t in study.trials] == [("COMPLETE", [0.9, 3.0]), ("FAIL", None)]
+    assert type(study.sampler).__name__ == "NSGAIISampler"
