@@ -133,3 +133,24 @@ def test_a_resumed_pareto_search_tells_the_study_every_objective(write_spec):
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert [(t.state.name, t.values) for t in study.trials] == [("COMPLETE", [0.9, 3.0]), ("FAIL", None)]
     assert type(study.sampler).__name__ == "NSGAIISampler"
+
+
+def test_best_where_picks_among_the_trials_meeting_it(tmp_path):
+    """A single-objective experiment too: the best by its objective among the rows meeting --where."""
+    from catalog.helpers import FakeTrial, record_experiment
+    from tunehouse.catalog import CatalogError
+    from tunehouse.errors import InputError
+
+    uri = str(tmp_path / "cat")
+    rows = [FakeTrial(f"t{i}", "terminated", {"max_depth": i}, {"accuracy": 0.5 + i / 20, "predict_ms": 1.0 + i})
+            for i in range(8)]
+    record_experiment(uri, "e1", rows)
+    cat = Catalog(uri)
+    assert cat.best("e1")["trial_id"] == "t7"
+    assert cat.best("e1", where="predict_ms < 5")["trial_id"] == "t3"
+    assert cat.best("e1", where="predict_ms < 5 and max_depth < 2")["trial_id"] == "t1"
+    assert cat.pareto("e1").trial_id.tolist() == ["t7"]  # one objective: the front is the best trial
+    with pytest.raises(CatalogError, match="meeting --where 'predict_ms < 0'"):
+        cat.best("e1", where="predict_ms < 0")
+    with pytest.raises(InputError, match="--where 'nope < 1'"):
+        cat.best("e1", where="nope < 1")
