@@ -240,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit", type=int, default=None, help="at most N rows")
     t.add_argument("--all-columns", action="store_true", help="include every core column")
     t.add_argument("--errors", action="store_true", help="print each failed trial's id and full traceback")
+    t.add_argument("--pareto", action="store_true", help="only the Pareto front (a multi-objective experiment; "
+                   "else the best trial)")
     t.add_argument("--json", action="store_true", help="print JSON")
 
     b = catalog_cmd("best", cmd_best, "print the best trial of an experiment")
@@ -258,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="the export folder to create")
     x.add_argument("--trial", default=None, help="trial id (default: the best)")
     x.add_argument("--metric", default=None, help="pick the best by this metric instead of the objective")
+    x.add_argument("--where", default=None, help='the best among the trials meeting this SQL condition, '
+                   'e.g. "predict_ms < 5"')
     rf = x.add_mutually_exclusive_group()
     rf.add_argument("--refit", dest="refit", action="store_true", default=None, help="refit on all training rows (the spec's default)")
     rf.add_argument("--no-refit", dest="refit", action="store_false", help="export the trial's checkpointed model as it is")
@@ -624,6 +628,9 @@ def cmd_trials(args: argparse.Namespace) -> int:
         _print_frame(df, as_json=args.json)
         return 0
     params, metrics = df.attrs["params"], df.attrs["metrics"]
+    if args.pareto:
+        front = set(cat.pareto(exp).trial_id)
+        df = df[df.trial_id.isin(front)]
     if args.where:
         df = _where(df, args.where)
     sort = args.sort or exp["objective"]
@@ -637,7 +644,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     if args.limit is not None:
         df = df.head(args.limit)
     if not args.all_columns and not args.json:
-        extra = [c for c in ("resource", "reused_from") if c in df.columns and df[c].notna().any()]
+        extra = [c for c in ("resource", "reused_from", "pareto") if c in df.columns and df[c].notna().any()]
         df = df[["trial_id", "status", *params, *metrics, *extra, "wall_s", "cpu_s", "peak_rss_mb", "node_id", "error"]]
         df = df.assign(node_id=df.node_id.str[:12])
     _print_frame(df, as_json=args.json)
@@ -665,22 +672,19 @@ def _print_errors(df: Any, *, as_json: bool) -> None:
 
 
 def _where(df: Any, expr: str) -> Any:
-    import duckdb
+    from tunehouse.catalog.reader import filter_where
 
-    from tunehouse.errors import InputError
-
-    con = duckdb.connect()
-    con.register("t", df)
-    try:
-        keep = con.sql(f"select trial_id from t where {expr}").df()["trial_id"]
-    except duckdb.Error as e:
-        raise InputError(f"--where {expr!r}: {str(e).splitlines()[0]}") from None
-    return df[df.trial_id.isin(set(keep))]
+    return filter_where(df, expr)
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    """Print the best finished trial of an experiment (by its objective and mode, or --metric)."""
-    best = _catalog(args).best(args.experiment, metric=args.metric)
+    """Print the best finished trial of an experiment (by its objective and mode, or --metric);
+    for a multi-objective experiment, its Pareto front (one row per trial, by the first objective)."""
+    cat = _catalog(args)
+    objectives = cat.objectives(args.experiment)
+    if len(objectives) > 1 and args.metric is None:
+        return _print_front(cat, args.experiment, objectives, as_json=args.json)
+    best = cat.best(args.experiment, metric=args.metric)
     if args.json:
         print(json.dumps(best, indent=2, default=str))
         return 0
@@ -690,6 +694,22 @@ def cmd_best(args: argparse.Namespace) -> int:
     for k, v in best.items():
         if k not in skip and k != best["metric"] and v is not None and str(v) not in ("nan", "NaT", "None"):
             print(f"  {k}: {v}")
+    return 0
+
+
+def _print_front(cat: Any, experiment: str, objectives: dict[str, str], *, as_json: bool) -> int:
+    exp = cat.experiment(experiment)
+    df = cat.pareto(exp)
+    first, mode = next(iter(objectives.items()))
+    if not df.empty:
+        df = df.sort_values(first, ascending=mode == "min", ignore_index=True)
+    if as_json:
+        print(df.to_json(orient="records", date_format="iso", indent=2, default_handler=str))
+        return 0
+    how = ", ".join(f"{m} {n}" for n, m in objectives.items())
+    print(f"experiment {exp['experiment_id']}: Pareto front of {len(df)} trial(s) by {how}")
+    if not df.empty:
+        _print_frame(df[["trial_id", *objectives, *df.attrs.get("params", [])]])
     return 0
 
 
@@ -729,7 +749,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     with _warning_lines():
         meta = export(_catalog(args), args.experiment, args.out, trial=args.trial, metric=args.metric,
-                      refit=args.refit, joblib_copy=args.joblib, tag=args.tag)
+                      where=args.where, refit=args.refit, joblib_copy=args.joblib, tag=args.tag)
     if args.json:
         print(json.dumps(meta, indent=2, default=str))
         return 0

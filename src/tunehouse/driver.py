@@ -445,6 +445,7 @@ def describe(spec: Spec, dataset: Any, experiment_id: str, environment: dict[str
         experiment_id=experiment_id, name=spec.name, task=spec.task, algorithm=spec.search.algorithm,
         sampler=spec.search.sampler if spec.search.algorithm == "bayes" else None,
         objective=spec.objective.name, mode=spec.mode, metric_modes=spec.metric_modes,
+        objectives=dict(spec.objective_modes) if spec.pareto else None,
         num_samples=spec.search.num_samples, seed=spec.seed, spec_text=spec.text, spec_hash=spec.spec_hash,
         dataset_fingerprint=dataset.fingerprint, dataset_source=dataset.source, environment=environment,
         cpus=spec.resources.cpus, gpus=spec.resources.gpus, memory_mb=spec.resources.memory_mb,

@@ -70,6 +70,7 @@ def export(
     *,
     trial: str | None = None,
     metric: str | None = None,
+    where: str | None = None,
     refit: bool | None = None,
     joblib_copy: bool = False,
     tag: str | None = None,
@@ -82,6 +83,8 @@ def export(
         experiment: experiment id, id prefix or name.
         out: the export folder; must not exist yet (it appears whole, or not at all).
         trial: a trial id (default: the best by the objective, or by ``metric``).
+        where: pick the best among the trials meeting this SQL condition over the trials'
+            columns (``"predict_ms < 5"``); not with ``trial``.
         refit: refit on all training rows (default: the spec's ``refit``, true unless set).
         joblib_copy: also write ``model.joblib``.
         tag: move this tag (e.g. ``production``) to the export in the catalog.
@@ -105,7 +108,11 @@ def export(
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise ExportError(f"{out} already exists; choose a new --out folder")
     exp = cat.experiment(experiment)
-    row = _trial_row(cat, exp, trial, metric)
+    if where and trial is not None:
+        from tunehouse.errors import InputError
+
+        raise InputError("--where picks a trial; give it or --trial, not both")
+    row = _trial_row(cat, exp, trial, metric, where)
     spec = _spec(exp)
     params = row["_param_values"]
     do_refit = spec.refit if refit is None else refit
@@ -206,13 +213,14 @@ def _refit(exp: dict[str, Any], spec: Any, payload: Any, params: dict[str, Any],
     return model
 
 
-def _trial_row(cat: Any, exp: dict[str, Any], trial: str | None, metric: str | None) -> dict[str, Any]:
+def _trial_row(cat: Any, exp: dict[str, Any], trial: str | None, metric: str | None,
+               where: str | None = None) -> dict[str, Any]:
     from tunehouse.catalog import CatalogError
     from tunehouse.catalog.schema import decode_params
 
     raw = cat.trials(exp, raw=True)
     if trial is None:
-        best = cat.best(exp["experiment_id"], metric=metric)
+        best = cat.best(exp["experiment_id"], metric=metric, where=where)
         trial = best["trial_id"]
     hit = raw[raw.trial_id == trial]
     if hit.empty:

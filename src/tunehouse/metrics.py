@@ -19,7 +19,7 @@ class Metric:
     name: str
     tasks: frozenset[str]
     greater_is_better: bool
-    needs: Literal["label", "proba", "cluster", "value"]
+    needs: Literal["label", "proba", "cluster", "value", "cost"]  # cost: measured, not scored (costs.py)
     fn: Callable[..., float]
 
 
@@ -97,6 +97,10 @@ def _cluster(kind: str):
     return score
 
 
+def _measured(y, p, k):
+    raise TypeError("a cost metric is measured as the trial runs (tunehouse.costs), not scored")
+
+
 _C, _R, _K = frozenset({"classification"}), frozenset({"regression"}), frozenset({"clustering"})
 METRICS: dict[str, Metric] = {
     m.name: m
@@ -116,6 +120,10 @@ METRICS: dict[str, Metric] = {
         Metric("silhouette", _K, True, "cluster", _cluster("silhouette")),
         Metric("calinski_harabasz", _K, True, "cluster", _cluster("calinski_harabasz")),
         Metric("davies_bouldin", _K, False, "cluster", _cluster("davies_bouldin")),
+        # every trial's costs (tunehouse.costs), usable as metrics and objectives
+        Metric("fit_s", _C | _R | _K, False, "cost", _measured),
+        Metric("predict_ms", _C | _R | _K, False, "cost", _measured),
+        Metric("model_kb", _C | _R | _K, False, "cost", _measured),
     ]
 }
 

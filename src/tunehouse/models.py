@@ -319,7 +319,7 @@ def check_model(spec: Spec, dataset: Dataset | None = None) -> ModelFactory:
             raise SpecError(
                 f"metric {m.name!r} needs predicted probabilities but {target.__name__} has no "
                 "predict_proba",
-                field=f"metrics.{i}.name",
+                field=f"{spec.metric_field(i)}.name",
             )
     return factory
 
@@ -377,7 +377,7 @@ def _check_metrics(spec: Spec) -> None:
             if m.mode is None:  # never guess a direction: a loss maximised is a silent disaster
                 raise SpecError(
                     f"custom metric {m.name!r} needs a mode: write {{name: {m.name}, mode: min}} or mode: max",
-                    field=f"metrics.{i}",
+                    field=spec.metric_field(i),
                 )
             continue  # a training function may report any metric it likes
         known = METRICS.get(m.name)
@@ -388,7 +388,7 @@ def _check_metrics(spec: Spec) -> None:
             raise SpecError(
                 f"{what} {m.name!r}{tail}{did_you_mean(m.name, valid) if known is None else ''}; "
                 f"expected one of {', '.join(valid)} for {spec.task}",
-                field=f"metrics.{i}.name",
+                field=f"{spec.metric_field(i)}.name",
             )
         natural = "max" if known.greater_is_better else "min"
         if m.mode is not None and m.mode != natural:
@@ -396,7 +396,7 @@ def _check_metrics(spec: Spec) -> None:
             raise SpecError(
                 f"mode {m.mode!r} contradicts {m.name!r}, where {better} is better: the search would "
                 f"pick the worst model; write mode: {natural} or leave mode out",
-                field=f"metrics.{i}.mode",
+                field=f"{spec.metric_field(i)}.mode",
             )
 
 
@@ -433,7 +433,7 @@ def score(
     pred = proba = None
     for name in metrics:
         m = METRICS.get(name)
-        if m is None:
+        if m is None or m.needs == "cost":  # costs are measured around the fit (tunehouse.costs)
             continue
         if m.needs == "cluster":
             Xt = _transformed(model, X)

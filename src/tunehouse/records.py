@@ -108,6 +108,7 @@ class RunInfo:
     max_resource: int | None = None  # early stopping: a trial's full budget (None: no early stopping)
     parent_id: str | None = None  # tunehouse continue: the experiment this one continues
     warm_start: dict[str, Any] | None = None  # {"sources": [ids], "first": [configs]}: a warm start's inputs
+    objectives: dict[str, str] | None = None  # a multi-objective search: each objective's mode, in order
 
     def mode_of(self, metric: str) -> str:
         """A reported metric's direction: the spec's mode, else the registry's ('_std' too)."""
@@ -149,6 +150,31 @@ def best_n_of(records: Iterable[T], metric: str, mode: str, n: int) -> list[T]:
             ranked.append((-_RANK[st], -sign * float(value), i, r))
     ranked.sort(key=lambda x: x[:3])
     return [r for *_, r in ranked[:max(n, 0)]]
+
+
+def pareto_front(records: Iterable[T], objectives: Mapping[str, str]) -> list[T]:
+    """The Pareto-optimal records of a multi-objective search, in record order.
+
+    The one definition of "the front" that the catalog's recorder and reader, ``best`` and
+    ``trials --pareto`` share: among the ``terminated`` records with a finite value of every
+    objective (``objectives``: name -> ``min`` | ``max``, as ``best_of`` reads values), those
+    that no other such record dominates (at least as good in every objective and better in
+    one). Records with equal values are all on the front or all off it. Early-stopped trials
+    are never on it: their values are at a smaller budget (and a multi-objective search
+    refuses early stopping anyway).
+    """
+    signs = [1.0 if mode == "max" else -1.0 for mode in objectives.values()]
+    cands: list[tuple[list[float], T]] = []
+    for r in records:
+        values = [_status_value(r, name) for name in objectives]
+        if values and all(st == "terminated" and _finite(v) for st, v in values):
+            cands.append(([s * float(v) for s, (_, v) in zip(signs, values)], r))
+    return [r for v, r in cands if not any(_dominates(w, v) for w, _ in cands)]
+
+
+def _dominates(a: list[float], b: list[float]) -> bool:
+    """Whether ``a`` (values signed so that more is better) dominates ``b``."""
+    return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
 
 
 #: Which finished records may be the best, and in which order: full budget before early-stopped.

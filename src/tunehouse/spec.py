@@ -321,6 +321,8 @@ class Spec(_Model):
     preprocess: Preprocess | None = None
     evaluation: Evaluation = Field(default_factory=Evaluation)
     metrics: list[MetricSpec] = Field(min_length=1, description="The first is the objective.")
+    objectives: list[MetricSpec] | None = Field(
+        None, description="Two or more metrics to optimize at once: a Pareto search (they lead metrics).")
     search: SearchSpec
     space: dict[str, Domain] = Field(min_length=1)
     resources: Resources = Field(default_factory=Resources)
@@ -352,11 +354,33 @@ class Spec(_Model):
     @field_validator("metrics", mode="before")
     @classmethod
     def _metrics_shorthand(cls, v: Any) -> Any:
-        if isinstance(v, (str, dict)):
-            v = [v]
-        if isinstance(v, list):
-            return [{"name": m} if isinstance(m, str) else m for m in v]
-        return v
+        return _metric_entries(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _objectives_lead_metrics(cls, v: Any) -> Any:
+        """``objectives`` are metrics too: they lead ``metrics`` (which may then be left out),
+        so everything that reads the metrics (scoring, modes, the catalog) sees them."""
+        if not isinstance(v, dict) or v.get("objectives") is None:
+            return v
+        objectives = _metric_entries(v["objectives"])
+        if not isinstance(objectives, list):
+            return v
+        metrics = _metric_entries(v.get("metrics") or [])
+        names = [o.get("name") if isinstance(o, dict) else None for o in objectives]
+        rest = []
+        for m in metrics if isinstance(metrics, list) else []:
+            if isinstance(m, dict) and m.get("name") in names:
+                i = names.index(m["name"])
+                o = objectives[i]
+                if m.get("mode") is not None and o.get("mode") is not None and m["mode"] != o["mode"]:
+                    raise ValueError(f"metrics: {m['name']!r} has mode {m['mode']} here and {o['mode']} "
+                                     "in objectives; give its mode once, in objectives")
+                if isinstance(o, dict) and o.get("mode") is None and m.get("mode") is not None:
+                    objectives[i] = {**o, "mode": m["mode"]}
+                continue
+            rest.append(m)
+        return {**v, "objectives": objectives, "metrics": [*objectives, *rest]}
 
     @field_validator("space", mode="before")
     @classmethod
@@ -389,6 +413,7 @@ class Spec(_Model):
             dup = next(n for n in names if names.count(n) > 1)
             raise ValueError(f"metrics: {dup!r} is listed twice; each metric may be listed once")
         self._check_early_stopping()
+        self._check_objectives()
         ALGORITHMS[algo].validate(self)  # what only this algorithm needs (e.g. its sampler's package)
         return self
 
@@ -407,6 +432,36 @@ class Spec(_Model):
             if es.max_resource is not None and es.max_resource != cv:
                 raise ValueError(f"search.early_stopping.max_resource: with resource: folds it is the "
                                  f"number of folds, {cv}; leave it out")
+
+    def _check_objectives(self) -> None:
+        if self.objectives is None:
+            return
+        if len(self.objectives) < 2:
+            raise ValueError("objectives: a Pareto search needs two or more objectives; for one, "
+                             "list it first in metrics and leave objectives out")
+        if self.search.early_stopping is not None:
+            raise ValueError("search.early_stopping: not with several objectives (a trial scheduler "
+                             "compares trials by one metric, and Optuna cannot prune multi-objective "
+                             "studies); remove early_stopping, or keep one objective")
+        if self.search.algorithm == "bayes" and not SAMPLERS[self.search.sampler].multi_objective:
+            multi = ", ".join(k for k, v in SAMPLERS.items() if v.multi_objective)
+            raise ValueError(f"search.sampler: {self.search.sampler} optimizes one objective; with "
+                             f"objectives use one of {multi}")
+
+    def metric_field(self, i: int) -> str:
+        """Where the i-th metric is written: ``objectives.i`` for an objective, else ``metrics.j``."""
+        n = len(self.objectives or [])
+        return f"objectives.{i}" if i < n else f"metrics.{i - n}"
+
+    @property
+    def pareto(self) -> bool:
+        """Whether this is a multi-objective (Pareto) search: ``objectives`` lists two or more."""
+        return self.objectives is not None
+
+    @property
+    def objective_modes(self) -> dict[str, Literal["min", "max"]]:
+        """The objectives in order, each with its mode: one entry (the objective) unless ``pareto``."""
+        return {m.name: metric_mode(m) for m in self.metrics[:len(self.objectives or [None])]}
 
     @property
     def early_stopping(self) -> EarlyStopping | None:
@@ -493,6 +548,8 @@ class Spec(_Model):
             del data["resources"]["memory_mb"]
         if self.search.early_stopping is None:
             del data["search"]["early_stopping"]
+        if self.objectives is None:
+            del data["objectives"]
         for key in ("drop", "positive_class"):
             if data["data"][key] is None:
                 del data["data"][key]
@@ -521,6 +578,15 @@ class Spec(_Model):
         """How many trials the search runs: the grid's points times its repeats, else num_samples."""
         n = self.search.num_samples
         return n * grid_size(self.space) if ALGORITHMS[self.search.algorithm].discrete_only else n
+
+
+def _metric_entries(v: Any) -> Any:
+    """``metrics`` / ``objectives`` shorthand: one name or entry, or a list of names and entries."""
+    if isinstance(v, (str, dict)):
+        v = [v]
+    if isinstance(v, list):
+        return [{"name": m} if isinstance(m, str) else m for m in v]
+    return v
 
 
 def planned_trials(spec_text: str | None, num_samples: Any = None) -> int | None:
@@ -558,6 +624,8 @@ def json_schema() -> dict[str, Any]:
     props["model"] = {"anyOf": [{"type": "string"}, props["model"]], "description": "Estimator import path, or a mapping."}
     item = props["metrics"]["items"]
     props["metrics"] = {**props["metrics"], "items": {"anyOf": [{"type": "string"}, item]}}
+    props["objectives"] = {"anyOf": [{"type": "array", "minItems": 2, "items": {"anyOf": [{"type": "string"}, item]}},
+                                     {"type": "null"}], "description": props["objectives"].get("description", "")}
     space = props["space"]["additionalProperties"]
     props["space"]["additionalProperties"] = {"anyOf": [{"type": "array", "minItems": 1}, space]}
     return schema

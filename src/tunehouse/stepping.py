@@ -301,6 +301,7 @@ def learn_in_steps(p: TrialPayload, params: dict[str, Any], report: Report | Non
     Returns:
         The trial's ``Outcome`` at ``max_resource``: the folds' final metrics and models.
     """
+    from tunehouse.costs import timed
     from tunehouse.trainable import Outcome, aggregate, fitted, folds_of, score_fold
 
     folds = folds_of(p)
@@ -309,13 +310,18 @@ def learn_in_steps(p: TrialPayload, params: dict[str, Any], report: Report | Non
     done = int(resume["resource"]) if resume else 0
     states = resume["folds"] if resume else [None] * len(folds)
     learners: list[FoldLearner] = []
+    fit_s = [0.0] * len(folds)  # each fold's training time: its learner's calls, not the scoring
     try:
         for (tr, va), state in zip(folds, states):
-            learners.append(learner(p, params, tr, va, state=state, done=done, should_stop=should_stop))
+            with timed() as took:
+                learners.append(learner(p, params, tr, va, state=state, done=done, should_stop=should_stop))
+            fit_s[len(learners) - 1] += took()
         for r in p.steps.schedule(done)[:-1]:
             scores = []
-            for (_, va), lrn in zip(folds, learners):
-                got = lrn.advance(r)
+            for i, ((_, va), lrn) in enumerate(zip(folds, learners)):
+                with timed() as took:
+                    got = lrn.advance(r)
+                fit_s[i] += took()
                 if got is None:
                     break  # a training function that reports no more
                 scores.append(got if isinstance(got, dict) else score_fold(p, got, va))
@@ -323,11 +329,17 @@ def learn_in_steps(p: TrialPayload, params: dict[str, Any], report: Report | Non
                 break
             if report is not None:
                 report(r, aggregate(scores), lambda r=r: {"resource": r, "folds": [lrn.state() for lrn in learners]})
-        models = [lrn.finish(p.steps.max_resource) for lrn in learners]
+        models = []
+        for i, lrn in enumerate(learners):
+            with timed() as took:
+                models.append(lrn.finish(p.steps.max_resource))
+            fit_s[i] += took()
     finally:
         for lrn in learners:
             lrn.close()
-    scores = [m if isinstance(m, dict) else score_fold(p, m, va) for m, (_, va) in zip(models, folds)]
+    # the costs are the final models': a resumed trial's fit_s counts this attempt's training only
+    scores = [{**m, "fit_s": t} if isinstance(m, dict) else score_fold(p, m, va, fit_s=t)
+              for m, (_, va), t in zip(models, folds, fit_s)]
     return Outcome(aggregate(scores), fitted(p, [m for m in models if not isinstance(m, dict)]),
                    resource=p.steps.max_resource)
 

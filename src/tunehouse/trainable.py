@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tunehouse.costs import COSTS, model_costs, timed
 from tunehouse.models import FoldEnsemble, ModelFactory, score
 from tunehouse.search.schedulers import RESOURCE
 from tunehouse.usage import ResourceMeter, memory_limit
@@ -142,9 +143,10 @@ def evaluate(params: dict[str, Any], p: TrialPayload, *, report: Any = None, res
     """
     if p.task == "clustering" and p.factory.kind == "estimator":
         model = p.factory.build(params)
-        with p.factory.threads():
+        with p.factory.threads(), timed() as took:
             labels = model.fit_predict(p.X) if hasattr(model, "fit_predict") else model.fit(p.X).predict(p.X)
-        return Outcome(score(model, p.X, None, p.metrics, task=p.task, n_classes=0, labels=labels), model)
+        metrics = score(model, p.X, None, p.metrics, task=p.task, n_classes=0, labels=labels)
+        return Outcome({**metrics, **model_costs(model, p.X, took())}, model)  # no validation rows: all rows
     if p.steps is not None:
         from tunehouse.stepping import learn_in_steps
 
@@ -163,16 +165,22 @@ def fit_fold(p: TrialPayload, params: dict[str, Any], tr: np.ndarray, va: np.nda
     X_tr = p.X.iloc[tr]
     y_tr = p.y.iloc[tr] if p.y is not None else None
     y_va = p.y.iloc[va] if p.y is not None else None
-    model = p.factory.fit(params, X_tr, y_tr, p.X.iloc[va], y_va)
+    with timed() as took:
+        model = p.factory.fit(params, X_tr, y_tr, p.X.iloc[va], y_va)
     if isinstance(model, dict):  # a training function's own metrics (a pure objective)
-        return model, None
-    return score_fold(p, model, va), model
+        return {**model, **model_costs(None, None, took())}, None
+    return score_fold(p, model, va, fit_s=took()), model
 
 
-def score_fold(p: TrialPayload, model: Any, va: np.ndarray) -> dict[str, float]:
-    """A fold's model (or its step's predictions) scored on the fold's validation rows."""
+def score_fold(p: TrialPayload, model: Any, va: np.ndarray, *, fit_s: float | None = None) -> dict[str, float]:
+    """A fold's model (or its step's predictions) scored on the fold's validation rows; with
+    ``fit_s`` (a final model), its costs too (``tunehouse.costs``)."""
     y_va = p.y.iloc[va] if p.y is not None else None
-    return score(model, p.X.iloc[va], y_va, p.metrics, task=p.task, n_classes=p.n_classes)
+    X_va = p.X.iloc[va]
+    metrics = score(model, X_va, y_va, p.metrics, task=p.task, n_classes=p.n_classes)
+    if fit_s is None:
+        return metrics
+    return {**metrics, **model_costs(model, X_va, fit_s)}
 
 
 def fitted(p: TrialPayload, models: list[Any]) -> Any:
@@ -205,12 +213,13 @@ def refit(p: TrialPayload, params: dict[str, Any], resource: int | None = None) 
 
 
 def aggregate(folds: list[dict[str, float]]) -> dict[str, float]:
-    """The mean of each metric over folds, and its spread (``<name>_std``) with several folds."""
+    """The mean of each metric over folds, and its spread (``<name>_std``) with several folds
+    (not for the costs: their mean is what a model costs)."""
     out: dict[str, float] = {}
     for name in folds[0]:
         vals = np.array([f[name] for f in folds if name in f], dtype=float)
         out[name] = float(vals.mean())
-        if len(vals) > 1:
+        if len(vals) > 1 and name not in COSTS:
             out[f"{name}_std"] = float(vals.std())
     return out
 

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from tunehouse.catalog.schema import KEYS, SCHEMAS, TABLES, decode_params
 from tunehouse.catalog.storage import CatalogError, LocalStorage, PartInfo, Storage, open_storage
 from tunehouse.catalog.writer import ALL, COMPACTED, HEARTBEAT_STALE_S, parquet_bytes, part_name
-from tunehouse.records import TrialRecord, best_of
+from tunehouse.records import TrialRecord, best_of, pareto_front
 
 _MAGIC = b"PAR1"
 _CANDIDATES = 10  # experiments an ambiguous id prefix lists
@@ -204,8 +204,11 @@ class Catalog:
         metrics = pd.DataFrame([dict(m) for m in df.pop("metrics")], index=df.index)
         return pd.concat([df, metrics], axis=1).sort_values(["trial_id", "iteration"], ignore_index=True)
 
-    def best(self, experiment: str, metric: str | None = None, mode: str | None = None) -> dict[str, Any]:
-        """The best finished trial of an experiment by its objective (or ``metric``)."""
+    def best(self, experiment: str, metric: str | None = None, mode: str | None = None, *,
+             where: str | None = None) -> dict[str, Any]:
+        """The best finished trial of an experiment by its objective (its first, with several), or
+        ``metric``; with ``where`` (SQL over the wide trials table, ``filter_where``), the best
+        among the trials meeting it."""
         exp = self.experiment(experiment)
         metric = metric or exp["objective"]
         if mode is None:
@@ -213,10 +216,35 @@ class Catalog:
         df = self.trials(exp)
         if df.empty or metric not in df.columns:
             raise CatalogError(f"experiment {exp['experiment_id']} has no trial with metric {metric!r}")
+        if where:
+            df = filter_where(df, where)
         row = best_of(df.to_dict("records"), metric, mode)
         if row is None:
-            raise CatalogError(f"experiment {exp['experiment_id']} has no finished trial with {metric!r}")
+            meeting = f" meeting --where {where!r}" if where else ""
+            raise CatalogError(f"experiment {exp['experiment_id']} has no finished trial with {metric!r}{meeting}")
         return {**row, "metric": metric, "mode": mode, "experiment_id": exp["experiment_id"]}
+
+    def objectives(self, experiment: str | dict[str, Any]) -> dict[str, str]:
+        """An experiment's objectives in order, each with its mode: two or more for a
+        multi-objective (Pareto) search, else the one objective."""
+        exp = experiment if isinstance(experiment, dict) else self.experiment(experiment)
+        names = exp.get("objectives")
+        names = list(names) if names is not None and len(names) else [exp["objective"]]
+        return {n: _metric_mode(exp, n) for n in names}
+
+    def pareto(self, experiment: str | dict[str, Any]) -> pd.DataFrame:
+        """The Pareto front of an experiment's trials (``records.pareto_front``), wide, in trial
+        order; for a single-objective experiment, its best trial."""
+        exp = experiment if isinstance(experiment, dict) else self.experiment(experiment)
+        df = self.trials(exp)
+        objectives = self.objectives(exp)
+        if df.empty or any(n not in df.columns for n in objectives):
+            return df.iloc[0:0]
+        rows = df.to_dict("records")
+        front = pareto_front(rows, objectives) if len(objectives) > 1 else [
+            r for r in [best_of(rows, *next(iter(objectives.items())))] if r is not None]
+        keep = {id(r) for r in front}
+        return df[[id(r) in keep for r in rows]].reset_index(drop=True)
 
     def exports(self, *, tag: str | None = None, history: bool = False) -> pd.DataFrame:
         """Exports, newest first. With ``tag``: its current holder, or (``history``) every
@@ -371,6 +399,26 @@ class Catalog:
         for p in old_index + merge:  # the index is written before its sources go
             self.storage.delete(p.path)
         return {"experiments": len(finished), "index_rows": rows.num_rows}
+
+
+def filter_where(df: pd.DataFrame, expr: str) -> pd.DataFrame:
+    """The rows of a wide trials table (``Catalog.trials``) meeting a SQL condition over its
+    columns, e.g. ``"predict_ms < 5 and max_depth > 3"``: what ``--where`` means everywhere.
+
+    Raises:
+        InputError: the condition is not valid SQL over these columns (one line).
+    """
+    import duckdb
+
+    from tunehouse.errors import InputError
+
+    con = duckdb.connect()
+    con.register("t", df)
+    try:
+        keep = con.sql(f"select trial_id from t where {expr}").df()["trial_id"]
+    except duckdb.Error as e:
+        raise InputError(f"--where {expr!r}: {str(e).splitlines()[0]}") from None
+    return df[df.trial_id.isin(set(keep))]
 
 
 def duckdb_error(msg: str) -> Exception:

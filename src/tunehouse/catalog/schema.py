@@ -63,6 +63,7 @@ EXPERIMENTS = pa.schema(
         ("metric_modes", _str_map),  # each listed metric -> min | max (what "best" means for it)
         ("parent_id", pa.string()),  # tunehouse continue: the experiment this one continues (lineage)
         ("warm_start", pa.string()),  # JSON {"sources": [ids], "first": [configs run first]}: what resume replans
+        ("objectives", pa.list_(pa.string())),  # a multi-objective (Pareto) search's objectives; else null
     ]
 )
 
@@ -106,6 +107,7 @@ TRIALS = pa.schema(
         ("resource", pa.int64()),  # early stopping: the rounds / trees / epochs / folds it reached
         ("checkpoint_pruned", pa.bool_()),  # its checkpoint folder was deleted (spec checkpoints.keep)
         ("reused_from", pa.string()),  # a warm start: "<experiment>/<trial>" that ran it (metrics copied)
+        ("pareto", pa.bool_()),  # multi-objective: on the Pareto front (records.pareto_front); else null
     ]
 )
 

@@ -29,7 +29,7 @@ from tunehouse.catalog.schema import (
     ts,
 )
 from tunehouse.catalog.storage import Storage, open_storage
-from tunehouse.records import RunInfo, TrialRecord, better
+from tunehouse.records import RunInfo, TrialRecord, better, pareto_front
 
 #: Which finished trial may be the best: a full-budget one before an early-stopped one (``best_of``).
 _RANK = {"terminated": 2, "early_stopped": 1}
@@ -179,6 +179,7 @@ class ExperimentRecorder:
         self.best_trial: str | None = None
         self.best_status: str | None = None
         self.started = now()
+        self.front: list[TrialRecord] = []  # a multi-objective search's Pareto front so far
         writer.experiment = {
             "experiment_id": writer.experiment_id,
             "name": info.name,
@@ -189,6 +190,7 @@ class ExperimentRecorder:
             "objective": info.objective,
             "mode": info.mode,
             "metric_modes": sorted(info.metric_modes.items()),
+            "objectives": list(info.objectives) if info.objectives else None,
             "num_samples": info.num_samples,
             "seed": info.seed,
             "spec_text": info.spec_text,
@@ -212,14 +214,17 @@ class ExperimentRecorder:
         }
 
     def carry_over(self, records: list[TrialRecord]) -> None:
-        """A resumed experiment: count the trials its earlier drivers finished."""
+        """A resumed experiment: count the trials its earlier drivers finished (and know their front)."""
         for r in records:
             self._count(r)
+        if self.info.objectives:
+            self.front = pareto_front([*self.front, *records], self.info.objectives)
 
     def recount(self, records: list[TrialRecord]) -> None:
         """Count afresh from ``records`` (all the experiment's trials, as the catalog holds them)."""
         self.done = self.failed = self.early_stopped = 0
         self.best_value = self.best_trial = self.best_status = None
+        self.front = []
         self.carry_over(records)
 
     def _count(self, record: Any) -> None:
@@ -259,6 +264,29 @@ class ExperimentRecorder:
                                        "resource": None if resource is None else int(resource)})
 
     def trial_finished(self, record: TrialRecord) -> None:
+        self.writer.add("trials", self._finished_row(record, pareto=self._joins_front(record)))
+        self._count(record)
+        self.writer.maybe_flush()
+
+    def _joins_front(self, record: TrialRecord) -> bool | None:
+        """Keep the Pareto front right as trials end: whether ``record`` is on it (None: one
+        objective), and a new row (``pareto`` false) for each trial it pushes off.
+
+        The front of (front so far + the new trial) is the front of all trials so far: a trial
+        dominated by one off the front is dominated by one on it.
+        """
+        objectives = self.info.objectives
+        if not objectives:
+            return None
+        front = pareto_front([*self.front, record], objectives)
+        ids = {r.trial_id for r in front}
+        for old in self.front:
+            if old.trial_id not in ids:
+                self.writer.add("trials", self._finished_row(old, pareto=False))
+        self.front = front
+        return record.trial_id in ids
+
+    def _finished_row(self, record: TrialRecord, *, pareto: bool | None) -> dict[str, Any]:
         row = self._trial_row(
             record.trial_id,
             record.status,
@@ -277,9 +305,7 @@ class ExperimentRecorder:
             resource=record.resource,
             reused_from=record.reused_from,
         )
-        self.writer.add("trials", row)
-        self._count(record)
-        self.writer.maybe_flush()
+        return {**row, "pareto": pareto}
 
     def finish(
         self,

@@ -18,6 +18,7 @@ class Sampler:
 
     build: Callable[[int], Any]
     needs: tuple[str, str] | None = None  # (module to import, what to pip install)
+    multi_objective: bool = True  # whether it can run a multi-objective (Pareto) study
 
 
 def _samplers() -> Any:
@@ -32,8 +33,9 @@ SAMPLERS: dict[str, Sampler] = {
     "tpe": Sampler(lambda seed: _samplers().TPESampler(seed=seed)),
     "gp": Sampler(lambda seed: _samplers().GPSampler(seed=seed), needs=("torch", "tunehouse[gp]")),
     "cmaes": Sampler(lambda seed: _samplers().CmaEsSampler(seed=seed, warn_independent_sampling=False),
-                     needs=("cmaes", "cmaes")),
+                     needs=("cmaes", "cmaes"), multi_objective=False),
     "random": Sampler(lambda seed: _samplers().RandomSampler(seed=seed)),
+    "nsga2": Sampler(lambda seed: _samplers().NSGAIISampler(seed=seed)),  # made for Pareto searches
 }
 
 
@@ -86,20 +88,36 @@ def study_searcher(spec, history: History):
 
     from tunehouse.space import to_optuna
 
+    objectives = spec.objective_modes  # several: a multi-objective study (lists of metrics and modes)
+    names, modes = list(objectives), list(objectives.values())
     searcher = OptunaSearch(
         space=to_optuna(spec.space).distributions(),
-        metric=spec.objective.name,
-        mode=spec.mode,
+        metric=names if spec.pareto else names[0],
+        mode=modes if spec.pareto else modes[0],
         sampler=SAMPLERS[spec.search.sampler].build(spec.seed),
     )
     for t in history.finished:
-        value = t.metrics.get(spec.objective.name)
+        values = [t.metrics.get(n) for n in names]
         # an early-stopped trial with its last result, as Tune told the study when it stopped
-        failed = t.status not in ("terminated", "early_stopped") or value is None or not math.isfinite(value)
-        searcher.add_evaluated_point(dict(t.params), 0.0 if failed else value, error=failed)
+        failed = t.status not in ("terminated", "early_stopped") or not all(
+            v is not None and math.isfinite(v) for v in values)
+        if spec.pareto:
+            _add_multi(searcher, dict(t.params), None if failed else values)
+        else:
+            searcher.add_evaluated_point(dict(t.params), 0.0 if failed else values[0], error=failed)
     for key, ids in history.unfinished.items():
         for _ in ids:
             searcher._ot_study.enqueue_trial(json.loads(key))
     for config in remaining(history.first, history.finished):  # a resumed search ran some already
         searcher._ot_study.enqueue_trial(dict(config))
     return searcher
+
+
+def _add_multi(searcher, params: dict[str, Any], values: list[float] | None) -> None:
+    """A finished trial told to a multi-objective study (OptunaSearch's ``add_evaluated_point``
+    takes one value): complete with its values, or failed (None)."""
+    import optuna
+
+    state = optuna.trial.TrialState.COMPLETE if values is not None else optuna.trial.TrialState.FAIL
+    searcher._ot_study.add_trial(optuna.trial.create_trial(
+        state=state, values=values, params=params, distributions=searcher._space))
