@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, SPECS, base_spec
+from tunehouse.costs import COSTS
 from tunehouse.data import split
 from tunehouse.errors import DataError, SpecError
 from tunehouse.spec import parse_spec
@@ -57,7 +58,8 @@ def test_relabelled_copy_with_positive_class_gives_identical_metrics(write_spec,
     assert ds.positive_class == "yes" and ds2.positive_class == "leave"
     assert ds2.classes == ["stay", "leave"]  # code order: the positive class has code 1
     assert set(BINARY) <= set(cv) and set(BINARY) <= set(test)
-    assert cv2 == cv and test2 == test  # exactly, every metric
+    scores = lambda m: {k: v for k, v in m.items() if k not in COSTS}  # noqa: E731  (timings vary)
+    assert scores(cv2) == scores(cv) and test2 == test  # exactly, every score
     # without positive_class the relabelled copy scores 'stay' (the later label) as positive
     cv3, _, ds3 = _scores(write_spec(_churn_spec(write_spec, relabelled), "c.yaml"))
     assert ds3.positive_class == "stay" and cv3["f1"] != pytest.approx(cv["f1"])
@@ -231,6 +233,7 @@ def test_customers_csv_metrics_are_unchanged_by_the_one_hot_cap():
     s = split(ds, task=spec.task, test_size=spec.evaluation.test_size, seed=spec.seed)
     got = evaluate({"C": 0.003, "class_weight": None, "prep__num__impute__strategy": "mean"},
                    make_payload(spec, ds, s)).metrics
+    got = {k: v for k, v in got.items() if k not in COSTS}  # the measured costs vary run to run
     want = {"roc_auc": 0.7996687512214188, "roc_auc_std": 0.039848282562529536,
             "accuracy": 0.7145833333333333, "accuracy_std": 0.0036084391824351483}
     assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)
