@@ -92,7 +92,7 @@ def test_keep_copies_columns_first_and_ignore_extra_drops_the_rest(churn):
         "error: input has unexpected column(s) 'customer_id', 'churned'; expected plan, region, tenure_months, "
         "monthly_charges, support_tickets (--ignore-extra drops the others, --keep COL copies one)"]
 
-    out = th("predict", str(churn.ckpt), "--input", rows, "--keep", "customer_id", "--ignore-extra")  # a process
+    out = thm("predict", str(churn.ckpt), "--input", rows, "--keep", "customer_id", "--ignore-extra")
     assert out.returncode == 0, out.stderr
     got = pd.read_csv(pd.io.common.StringIO(out.stdout))
     assert list(got.columns) == ["customer_id", "prediction", "proba_no", "proba_yes"]
@@ -222,7 +222,7 @@ def test_an_edited_card_warns_while_model_files_stay_verified(churn, tmp_path):
     with pytest.warns(ExportWarning, match=r"MODEL_CARD.md was edited since export .*the model, whose files are verified, loads"):
         model = load_export(folder)
     np.testing.assert_array_equal(model.predict(churn.rows[FEATURES]), load_export(churn.ckpt).predict(churn.rows[FEATURES]))
-    # a real process: the warning line as a fresh interpreter's warning filters show it
+    # a real process: predictions on its stdout, the warning line as a fresh interpreter shows it
     out = th("predict", str(folder), "--input", str(churn.root / "rows.csv"), "--ignore-extra")
     assert out.returncode == 0 and len(_lines(out.stdout)) == 41
     assert len(_lines(out.stderr)) == 1 and out.stderr.startswith(f"warning: {folder / 'MODEL_CARD.md'} was edited")
@@ -248,7 +248,7 @@ def test_a_checkpoint_exports_when_the_training_file_has_moved(tmp_path):
     export(p.catalog, p.exp_id, with_data, refit=False)
     p.csv.rename(p.csv.with_name("moved.csv"))
 
-    out = th("export", p.exp_id, "--catalog", str(p.catalog), "--out", str(tmp_path / "ckpt"), "--no-refit")
+    out = thm("export", p.exp_id, "--catalog", str(p.catalog), "--out", str(tmp_path / "ckpt"), "--no-refit")
     assert out.returncode == 0, out.stderr
     assert _lines(out.stderr) == [
         f"warning: the training data could not be loaded (file not found: {p.root}/specs/../data/churn.csv): "
@@ -268,7 +268,7 @@ def test_a_checkpoint_exports_when_the_training_file_has_moved(tmp_path):
     theirs = mlflow_pyfunc.load_model(str(tmp_path / "ckpt" / "mlflow"))
     np.testing.assert_array_equal(np.asarray(theirs.predict(X)), ref.model.predict(X))
 
-    refit = thm("export", p.exp_id, "--catalog", str(p.catalog), "--out", str(tmp_path / "refit"))
+    refit = th("export", p.exp_id, "--catalog", str(p.catalog), "--out", str(tmp_path / "refit"))  # a process
     assert refit.returncode == 2 and _lines(refit.stderr) == [
         f"error: data.path: file not found: {p.root}/specs/../data/churn.csv; a refit needs the training data "
         "(restore it, or export the trial's checkpoint as it is with --no-refit)"]
