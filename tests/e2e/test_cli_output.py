@@ -53,12 +53,12 @@ def test_head_of_a_long_listing_through_the_shell(catalog):
 
 
 def test_an_ambiguous_id_prefix_lists_the_candidates(catalog):
-    out = th("best", "quick-", "--catalog", catalog)
+    out = tunehouse_main("best", "quick-", "--catalog", catalog)  # messages: in this process
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.strip().splitlines() == [
         f"error: experiment id prefix 'quick-' matches 2 experiments in {catalog}: quick-2, quick-1; "
         "give more of the id, or a name"]
-    assert "quick-2" in th("best", "quick", "--catalog", catalog).stdout  # a name: its newest
+    assert "quick-2" in tunehouse_main("best", "quick", "--catalog", catalog).stdout  # a name: its newest
 
 
 def test_validate_says_how_many_trials_run(write_spec):
