@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import ROOT, SPECS, base_spec
+from helpers.cli import tunehouse_main
 from tunehouse.costs import COSTS
 from tunehouse.data import split
 from tunehouse.errors import DataError, SpecError
@@ -111,8 +110,7 @@ def test_validate_and_run_summary_show_the_positive_class():
     from tunehouse.cli import _print_run
     from tunehouse.driver import RunResult
 
-    proc = subprocess.run([sys.executable, "-m", "tunehouse", "validate", str(SPECS / "quickstart.yaml"),
-                           str(SPECS / "wine_kmeans.yaml")], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = tunehouse_main("validate", str(SPECS / "quickstart.yaml"), str(SPECS / "wine_kmeans.yaml"))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].endswith(", positive class 1)") and "positive class" not in lines[1]  # breast cancer: 0/1

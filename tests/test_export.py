@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, SPECS, base_spec
+from helpers.cli import tunehouse_main
 from tunehouse import load_spec
 from tunehouse.catalog import Catalog, CatalogError
 from tunehouse.driver import run
@@ -137,10 +138,11 @@ def test_predict_cli_checks_columns_and_checksums(searched, tmp_path):
     assert len(preds) == len(X) and {"prediction", "proba_0", "proba_1"} <= set(preds.columns)
     np.testing.assert_array_equal(preds.prediction.to_numpy(), load_export(out).predict(X).astype(int))
     X.drop(columns=["plan"]).to_csv(tmp_path / "missing.csv", index=False)
-    bad = th("predict", str(out), "--input", str(tmp_path / "missing.csv"))
+    # the refusals' messages and exit codes through main(argv): a predict process takes seconds
+    bad = tunehouse_main("predict", str(out), "--input", str(tmp_path / "missing.csv"))
     assert bad.returncode == 2 and "missing column(s) 'plan'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     X.assign(extra=1).to_csv(tmp_path / "extra.csv", index=False)
-    bad = th("predict", str(out), "--input", str(tmp_path / "extra.csv"))
+    bad = tunehouse_main("predict", str(out), "--input", str(tmp_path / "extra.csv"))
     assert bad.returncode == 2 and "unexpected column(s) 'extra'" in bad.stderr
     listed = th("exports", "--catalog", str(cat), "--tag", "production", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -148,7 +150,7 @@ def test_predict_cli_checks_columns_and_checksums(searched, tmp_path):
     assert holders[0]["path"] == str(out.resolve()) and holders[0]["current"] is True
     with open(out / "model.skops", "ab") as f:  # tamper
         f.write(b"\0")
-    bad = th("predict", str(out), "--input", str(tmp_path / "in.csv"))
+    bad = tunehouse_main("predict", str(out), "--input", str(tmp_path / "in.csv"))
     assert bad.returncode == 1 and "checksum mismatch" in bad.stderr and "model.skops" in bad.stderr
 
 

@@ -1,6 +1,11 @@
 """Exports of experiments recorded without Ray (tests/helpers/offline.py): predict's input
 handling (--keep, --ignore-extra, dtypes, arrays, exit codes), the model card, exports whose
-training file has moved, and the MLflow model's requirements."""
+training file has moved, and the MLflow model's requirements.
+
+A ``predict`` process spends seconds importing skops (which imports all of scikit-learn), so
+messages and exit codes are checked through ``main(argv)`` in this process (``thm``); real
+``tunehouse`` processes (``th``) remain where the process is the point: predictions on stdout
+with a warning line on stderr, and an export refused with exit 2."""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, SPECS
+from helpers.cli import tunehouse_main as thm
 from helpers.offline import record
 from tunehouse.catalog import Catalog, CatalogWriter
 from tunehouse.errors import DataError
@@ -28,6 +34,7 @@ FEATURES = ["plan", "region", "tenure_months", "monthly_charges", "support_ticke
 
 
 def th(*args: str) -> subprocess.CompletedProcess:
+    """``tunehouse ARGS`` as a real process."""
     return subprocess.run([sys.executable, "-m", "tunehouse", *args], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)
 
@@ -80,27 +87,27 @@ def churn(tmp_path_factory) -> SimpleNamespace:
 def test_keep_copies_columns_first_and_ignore_extra_drops_the_rest(churn):
     want = load_export(churn.ckpt).predict(churn.rows[FEATURES])
     rows = str(churn.root / "rows.csv")
-    refused = th("predict", str(churn.ckpt), "--input", rows)
+    refused = thm("predict", str(churn.ckpt), "--input", rows)
     assert refused.returncode == 2
     assert _lines(refused.stderr) == [
         "error: input has unexpected column(s) 'customer_id', 'churned'; expected plan, region, tenure_months, "
         "monthly_charges, support_tickets (--ignore-extra drops the others, --keep COL copies one)"]
 
-    out = th("predict", str(churn.ckpt), "--input", rows, "--keep", "customer_id", "--ignore-extra")
+    out = thm("predict", str(churn.ckpt), "--input", rows, "--keep", "customer_id", "--ignore-extra")
     assert out.returncode == 0, out.stderr
     got = pd.read_csv(pd.io.common.StringIO(out.stdout))
     assert list(got.columns) == ["customer_id", "prediction", "proba_no", "proba_yes"]
     assert got.customer_id.tolist() == churn.rows.customer_id.tolist()
     assert got.prediction.tolist() == list(want)
 
-    both = th("predict", str(churn.ckpt), "--input", rows, "--keep", "churned", "--keep", "customer_id",
+    both = thm("predict", str(churn.ckpt), "--input", rows, "--keep", "churned", "--keep", "customer_id",
               "--output", str(churn.root / "both.csv"))
     assert both.returncode == 0, both.stderr
     got = pd.read_csv(churn.root / "both.csv")
     assert list(got.columns)[:3] == ["churned", "customer_id", "prediction"]
     assert got.churned.tolist() == churn.rows.churned.tolist()
 
-    nope = th("predict", str(churn.ckpt), "--input", rows, "--keep", "custmer_id", "--ignore-extra")
+    nope = thm("predict", str(churn.ckpt), "--input", rows, "--keep", "custmer_id", "--ignore-extra")
     assert nope.returncode == 2
     assert _lines(nope.stderr) == ["error: cannot keep column 'custmer_id': not in the input (did you mean 'customer_id'?)"]
 
@@ -126,7 +133,7 @@ def test_text_in_a_numeric_column_names_the_column_dtype_and_a_value(churn):
     bad.to_csv(churn.root / "bad.csv", index=False)
     msg = ("cannot predict on this input: column 'monthly_charges' expects float64 (numbers); "
            "1 row(s) hold text, e.g. '80 EUR'")
-    out = th("predict", str(churn.ckpt), "--input", str(churn.root / "bad.csv"))
+    out = thm("predict", str(churn.ckpt), "--input", str(churn.root / "bad.csv"))
     assert out.returncode == 2 and _lines(out.stderr) == [f"error: {msg}"]
     model = load_export(churn.refit)
     with pytest.raises(ExportInputError) as e:
@@ -172,13 +179,13 @@ def test_bad_input_to_predict_and_a_bad_where_exit_2(churn, tmp_path):
          f"'{tmp_path / 'no'}'"),
     ]
     for args, line in cases:
-        out = th("predict", str(churn.ckpt), *args)
+        out = thm("predict", str(churn.ckpt), *args)
         assert (out.returncode, _lines(out.stderr)) == (2, [line])
-    out = th("predict", str(tmp_path), "--input", str(churn.root / "rows.csv"))
+    out = thm("predict", str(tmp_path), "--input", str(churn.root / "rows.csv"))
     assert (out.returncode, _lines(out.stderr)) == (2, [f"error: {tmp_path} is not a tunehouse export (no tunehouse.json)"])
-    out = th("trials", churn.exp_id, "--catalog", str(churn.catalog), "--where", "C >")
+    out = thm("trials", churn.exp_id, "--catalog", str(churn.catalog), "--where", "C >")
     assert out.returncode == 2 and len(_lines(out.stderr)) == 1 and out.stderr.startswith("error: --where 'C >': ")
-    good = th("trials", churn.exp_id, "--catalog", str(churn.catalog), "--where", "C > 0.5", "--json")
+    good = thm("trials", churn.exp_id, "--catalog", str(churn.catalog), "--where", "C > 0.5", "--json")
     assert good.returncode == 0 and [r["C"] for r in json.loads(good.stdout)] == [1.0]
 
 
@@ -216,6 +223,7 @@ def test_an_edited_card_warns_while_model_files_stay_verified(churn, tmp_path):
     with pytest.warns(ExportWarning, match=r"MODEL_CARD.md was edited since export .*the model, whose files are verified, loads"):
         model = load_export(folder)
     np.testing.assert_array_equal(model.predict(churn.rows[FEATURES]), load_export(churn.ckpt).predict(churn.rows[FEATURES]))
+    # a real process: predictions on its stdout, the warning line as a fresh interpreter shows it
     out = th("predict", str(folder), "--input", str(churn.root / "rows.csv"), "--ignore-extra")
     assert out.returncode == 0 and len(_lines(out.stdout)) == 41
     assert len(_lines(out.stderr)) == 1 and out.stderr.startswith(f"warning: {folder / 'MODEL_CARD.md'} was edited")
@@ -226,7 +234,7 @@ def test_an_edited_card_warns_while_model_files_stay_verified(churn, tmp_path):
             f.write("\n")
         with pytest.raises(ExportError, match=f"{victim}: checksum mismatch"):
             load_export(bad)
-        out = th("predict", str(bad), "--input", str(churn.root / "rows.csv"), "--ignore-extra")
+        out = thm("predict", str(bad), "--input", str(churn.root / "rows.csv"), "--ignore-extra")
         assert out.returncode == 1 and "checksum mismatch" in out.stderr
 
 
@@ -241,7 +249,7 @@ def test_a_checkpoint_exports_when_the_training_file_has_moved(tmp_path):
     export(p.catalog, p.exp_id, with_data, refit=False)
     p.csv.rename(p.csv.with_name("moved.csv"))
 
-    out = th("export", p.exp_id, "--catalog", str(p.catalog), "--out", str(tmp_path / "ckpt"), "--no-refit")
+    out = thm("export", p.exp_id, "--catalog", str(p.catalog), "--out", str(tmp_path / "ckpt"), "--no-refit")
     assert out.returncode == 0, out.stderr
     assert _lines(out.stderr) == [
         f"warning: the training data could not be loaded (file not found: {p.root}/specs/../data/churn.csv): "
@@ -261,7 +269,7 @@ def test_a_checkpoint_exports_when_the_training_file_has_moved(tmp_path):
     theirs = mlflow_pyfunc.load_model(str(tmp_path / "ckpt" / "mlflow"))
     np.testing.assert_array_equal(np.asarray(theirs.predict(X)), ref.model.predict(X))
 
-    refit = th("export", p.exp_id, "--catalog", str(p.catalog), "--out", str(tmp_path / "refit"))
+    refit = th("export", p.exp_id, "--catalog", str(p.catalog), "--out", str(tmp_path / "refit"))  # a process
     assert refit.returncode == 2 and _lines(refit.stderr) == [
         f"error: data.path: file not found: {p.root}/specs/../data/churn.csv; a refit needs the training data "
         "(restore it, or export the trial's checkpoint as it is with --no-refit)"]

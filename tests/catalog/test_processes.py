@@ -16,26 +16,45 @@ from tunehouse.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 
+#: Each writer imports, says it is ready, waits for "go", then records ``TRIALS`` trials in
+#: flushes of 7 rows: the four write at the same time rather than one after another.
 WRITER = textwrap.dedent(
     """
-    import sys
+    import pathlib, sys, time
     sys.path.insert(0, {tests!r})
     from catalog.helpers import record_experiment, trials
-    record_experiment({uri!r}, sys.argv[1], trials(100), name=sys.argv[1], flush_rows=7)
+    gate = pathlib.Path(sys.argv[2])
+    (gate / ("ready-" + sys.argv[1])).touch()
+    while not (gate / "go").exists():
+        time.sleep(0.01)
+    record_experiment({uri!r}, sys.argv[1], trials({n}), name=sys.argv[1], flush_rows=7)
     """
 )
+TRIALS = 30  # about 13 flushes per writer, each of three parts
 
 
-def test_four_concurrent_writers_lose_and_duplicate_nothing(catalog_uri):
-    code = WRITER.format(tests=str(ROOT / "tests"), uri=catalog_uri)
-    procs = [subprocess.Popen([sys.executable, "-c", code, f"w{i}"], env=os.environ.copy()) for i in range(4)]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+def test_four_concurrent_writers_lose_and_duplicate_nothing(catalog_uri, tmp_path):
+    code = WRITER.format(tests=str(ROOT / "tests"), uri=catalog_uri, n=TRIALS)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", code, f"w{i}", str(gate)], env=os.environ.copy())
+             for i in range(4)]
+    try:
+        deadline = time.time() + 120
+        while len(list(gate.glob("ready-*"))) < 4 and time.time() < deadline and all(p.poll() is None for p in procs):
+            time.sleep(0.02)
+        (gate / "go").touch()
+        assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     cat = Catalog(catalog_uri)
     exps = cat.experiments()
     assert sorted(exps.experiment_id) == ["w0", "w1", "w2", "w3"]
-    assert set(exps.status) == {"completed"} and set(exps.trials_done) == {100}
+    assert set(exps.status) == {"completed"} and set(exps.trials_done) == {TRIALS}
     counts = cat.sql("select experiment_id, count(*) n, count(distinct trial_id) d from trials group by 1").df()
-    assert set(counts.n) == {100} and set(counts.d) == {100}
+    assert set(counts.n) == {TRIALS} and set(counts.d) == {TRIALS}
     assert cat.check() == []
 
 

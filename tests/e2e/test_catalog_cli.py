@@ -1,4 +1,7 @@
-"""Catalog commands through the real CLI, on a catalog written by the real writer."""
+"""Catalog commands through the real CLI, on a catalog written by the real writer.
+
+Each test's first command (and ``catalog compact``) is a real process; the follow-up calls
+about messages and exit codes go through ``main(argv)`` in this process (``thm``)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 from catalog.helpers import FakeTrial, record_experiment, trials  # noqa: E402
+from helpers.cli import tunehouse_main as thm  # noqa: E402
 
 
 def th(*args: str) -> subprocess.CompletedProcess:
@@ -35,7 +39,7 @@ def test_experiments_lists_both(catalog):
     rows = {r["experiment_id"]: r for r in json.loads(out.stdout)}
     assert set(rows) == {"forest-1", "linear-1"}
     assert (rows["forest-1"]["trials_done"], rows["forest-1"]["trials_failed"]) == (10, 1)
-    text = th("experiments", "--catalog", catalog).stdout
+    text = thm("experiments", "--catalog", catalog).stdout
     assert "forest-1" in text and "completed" in text
 
 
@@ -45,9 +49,9 @@ def test_trials_sort_where_limit(catalog):
     rows = json.loads(out.stdout)
     assert len(rows) == 3 and all(r["max_depth"] > 5 for r in rows)
     assert [r["accuracy"] for r in rows] == sorted((r["accuracy"] for r in rows), reverse=True)
-    bad = th("trials", "forest", "--catalog", catalog, "--where", "max_dept > 5")
+    bad = thm("trials", "forest", "--catalog", catalog, "--where", "max_dept > 5")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --where") and len(bad.stderr.strip().splitlines()) == 1
-    nosort = th("trials", "forest", "--catalog", catalog, "--sort", "acuracy")
+    nosort = thm("trials", "forest", "--catalog", catalog, "--sort", "acuracy")
     assert nosort.returncode == 1 and "did you mean 'accuracy'" in nosort.stderr
 
 
@@ -55,7 +59,7 @@ def test_best_respects_mode(catalog):
     out = th("best", "linear", "--catalog", catalog, "--json")
     best = json.loads(out.stdout)
     assert best["trial_id"] == "t0000" and best["mode"] == "min"  # rmse: lower is better
-    out = th("best", "forest", "--catalog", catalog)
+    out = thm("best", "forest", "--catalog", catalog)
     assert "best trial t0009 by max accuracy" in out.stdout
 
 
@@ -64,23 +68,23 @@ def test_query_spans_experiments_csv_and_json(catalog):
     out = th("query", sql, "--catalog", catalog, "--csv")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["experiment_id,n", "forest-1,11", "linear-1,5"]
-    bad = th("query", "select nope from trials", "--catalog", catalog)
+    bad = thm("query", "select nope from trials", "--catalog", catalog)
     assert bad.returncode == 1 and bad.stderr.startswith("error: SQL error")
 
 
 def test_check_and_compact(catalog, tmp_path):
     assert th("catalog", "check", "--catalog", catalog).returncode == 0
-    before = th("trials", "forest", "--catalog", catalog, "--json").stdout
+    before = thm("trials", "forest", "--catalog", catalog, "--json").stdout
     out = th("catalog", "compact", "forest", "--catalog", catalog)
     assert out.returncode == 0 and "trials" in out.stdout and "-> 1 parts" in out.stdout
-    assert th("trials", "forest", "--catalog", catalog, "--json").stdout == before
+    assert thm("trials", "forest", "--catalog", catalog, "--json").stdout == before
     stray = Path(catalog) / "trials" / "experiment=forest-1" / "junk.txt"
     stray.write_text("x")
-    out = th("catalog", "check", "--catalog", catalog)
+    out = thm("catalog", "check", "--catalog", catalog)
     assert out.returncode == 1 and "junk.txt" in out.stdout
     stray.unlink()
 
 
 def test_unknown_experiment_is_one_line(catalog):
-    out = th("trials", "forrest", "--catalog", catalog)
+    out = thm("trials", "forrest", "--catalog", catalog)
     assert out.returncode == 1 and "did you mean 'forest'" in out.stderr and "Traceback" not in out.stderr

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import tunehouse_main
+
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "search_spaces").glob("*.yaml"))
 
@@ -52,7 +54,7 @@ def test_help_lists_every_command_and_each_has_help():
                 "catalog check", "catalog compact"]
     for cmd in commands:
         assert cmd.split()[0] in out.stdout
-        sub = tunehouse(*cmd.split(), "--help")
+        sub = tunehouse_main(*cmd.split(), "--help")  # argparse's output: in this process
         assert sub.returncode == 0 and "usage: tunehouse " + cmd in sub.stdout
         assert len(sub.stdout.splitlines()) > 3  # every command documents itself
 

@@ -15,6 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 from catalog.helpers import record_experiment, trials  # noqa: E402
+from helpers.cli import tunehouse_main  # noqa: E402
 
 
 def th(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -52,12 +53,12 @@ def test_head_of_a_long_listing_through_the_shell(catalog):
 
 
 def test_an_ambiguous_id_prefix_lists_the_candidates(catalog):
-    out = th("best", "quick-", "--catalog", catalog)
+    out = tunehouse_main("best", "quick-", "--catalog", catalog)  # messages: in this process
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.strip().splitlines() == [
         f"error: experiment id prefix 'quick-' matches 2 experiments in {catalog}: quick-2, quick-1; "
         "give more of the id, or a name"]
-    assert "quick-2" in th("best", "quick", "--catalog", catalog).stdout  # a name: its newest
+    assert "quick-2" in tunehouse_main("best", "quick", "--catalog", catalog).stdout  # a name: its newest
 
 
 def test_validate_says_how_many_trials_run(write_spec):
@@ -67,7 +68,7 @@ def test_validate_says_how_many_trials_run(write_spec):
     assert "grid search, 24 trials," in lines[0] and "random search, 20 trials," in lines[1]
     doc = yaml.safe_load((ROOT / "search_spaces/diabetes_linear_grid.yaml").read_text())
     doc["search"]["num_samples"] = 2  # the grid, twice
-    twice = th("validate", str(write_spec(doc)))
+    twice = tunehouse_main("validate", str(write_spec(doc)))  # the message: in this process
     assert "grid search, 48 trials (24 grid points x 2)," in twice.stdout, twice.stdout + twice.stderr
 
 

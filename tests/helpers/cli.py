@@ -113,3 +113,26 @@ class Terminal:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def tunehouse_main(*args: str) -> subprocess.CompletedProcess[str]:
+    """``tunehouse ARGS`` in this process, through ``tunehouse.cli.main``: (returncode, stdout,
+    stderr), as a subprocess would give them.
+
+    For tests about what a command prints and its exit code; what only a real process shows
+    (pipes, signals, start-up, ``entry``'s fast exit) stays with ``subprocess``, so every command
+    keeps at least one true subprocess test. argparse's own errors (exit 2 with usage) arrive as
+    ``SystemExit`` and become the code.
+    """
+    import contextlib
+    import io
+
+    from tunehouse.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return subprocess.CompletedProcess(["tunehouse", *args], code, out.getvalue(), err.getvalue())

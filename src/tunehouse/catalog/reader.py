@@ -68,7 +68,8 @@ class Catalog:
 
     def _read_part(self, part: PartInfo, table: str) -> pa.Table | None:
         try:
-            t = pq.read_table(self.storage.fs_path(part.path), filesystem=self.storage.filesystem)
+            # one GET of the whole (small) part, not a HEAD, a footer read and a data read
+            t = pq.read_table(pa.BufferReader(self.storage.read(part.path)))
         except FileNotFoundError:
             raise  # removed since it was listed (compaction): the caller lists again
         except Exception as e:  # truncated, not Parquet, unreadable

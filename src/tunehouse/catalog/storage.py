@@ -235,7 +235,9 @@ class ObjectStorage(Storage):
 
 def s3_filesystem() -> pafs.S3FileSystem:
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    kwargs: dict[str, object] = {"allow_bucket_creation": True}
+    # delayed open: a small write is one PutObject when it closes, not a multipart upload's
+    # three requests (the part is still whole or absent; an error still surfaces in the write)
+    kwargs: dict[str, object] = {"allow_bucket_creation": True, "allow_delayed_open": True}
     if endpoint:
         u = urlparse(endpoint)
         kwargs["endpoint_override"] = u.netloc or u.path
