@@ -70,6 +70,34 @@ def test_results_are_reused_only_on_the_same_data_and_setup():
     other = {**exp, "spec_text": SPEC.replace("tree.DecisionTreeClassifier", "ensemble.RandomForestClassifier")}
     with pytest.raises(SpecError, match=r"--warm-start.*RandomForestClassifier"):
         _comparable(spec, other, "f" * 64)
+    with pytest.raises(SpecError, match=r"--spec.*RandomForestClassifier"):  # tunehouse continue --spec
+        _comparable(spec, other, "f" * 64, "--spec")
+    # the seed sets the test split and the folds: other rows were scored
+    assert _comparable(parse_spec("seed: 5\n" + SPEC), exp, "f" * 64) == "the same data with a different seed"
+
+
+def test_a_trial_is_reused_once_whichever_sources_hold_it():
+    from types import SimpleNamespace
+
+    from tunehouse.spec import parse_spec
+    from tunehouse.warm import warm_start
+
+    spec = parse_spec(SPEC)
+    own = [TrialRecord("t1", "terminated", {"max_depth": 2}, metrics={"accuracy": 0.9}),
+           TrialRecord("t2", "terminated", {"max_depth": 3}, metrics={"accuracy": 0.8})]
+    child = [TrialRecord("reused-0001", "terminated", {"max_depth": 2}, metrics={"accuracy": 0.9}, reused_from="A/t1"),
+             TrialRecord("c1", "terminated", {"max_depth": 4}, metrics={"accuracy": 0.7})]
+    exps = {"A": own, "B": child}
+    catalog = SimpleNamespace(
+        experiment=lambda s: {"experiment_id": s, "spec_text": SPEC, "dataset_fingerprint": "f" * 64},
+        trial_records=lambda exp: exps[exp["experiment_id"]])
+    warm = warm_start(spec, "f" * 64, ["A", "B"], catalog)
+    assert sorted(t.reused_from for t in warm.history.finished) == ["A/t1", "A/t2", "B/c1"]
+    assert warm.lines[1] == "reused 1 of 2 trials from B; left out 1 (trial already reused from another source)"
+
+
+def test_the_left_out_values_sort_as_numbers():
+    assert _left_out([("d", "outside 10..12", 13), ("d", "outside 10..12", 9)]) == "; left out 2 (d=9, 13 outside 10..12)"
 
 
 def test_a_missing_source_is_bad_input_before_ray_starts(tmp_path):

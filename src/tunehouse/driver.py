@@ -169,7 +169,7 @@ def run(
         sources = Catalog(catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG))
         warm_start = list(dict.fromkeys(source_experiment(sources, s)["experiment_id"] for s in warm_start))
     prep = _start(spec, catalog, backend, stop, clock)
-    history = resume.history if resume else _warm_history(spec, prep, warm_start)
+    history = resume.history if resume else _warm_history(spec, prep, warm_start, "--spec" if parent_id else None)
     exp_id = _experiment_id(spec, prep, experiment_id, resume)
     recorder = _recorder(spec, prep, exp_id, resume, parent_id, _warm_record(warm_start, history, resume))
     tracker = _tracker(spec, recorder, history)
@@ -385,16 +385,17 @@ def _experiment_id(spec: Spec, prep: _Prepared, experiment_id: str | None, resum
     return new_experiment_id(spec.name)
 
 
-def _warm_history(spec: Spec, prep: _Prepared, sources: list[str] | None) -> History:
+def _warm_history(spec: Spec, prep: _Prepared, sources: list[str] | None, field: str | None = None) -> History:
     """A new search's history: empty, or what ``warm_start`` makes of earlier experiments
-    (its lines said on stderr)."""
+    (its lines said on stderr). ``field`` names the input a mismatch blames (``--spec`` for
+    ``tunehouse continue``; default ``--warm-start``)."""
     if not sources:
         return History()
     from tunehouse.catalog import Catalog
     from tunehouse.tracking import say
     from tunehouse.warm import warm_start
 
-    warm = warm_start(spec, prep.dataset.fingerprint, sources, Catalog(prep.store))
+    warm = warm_start(spec, prep.dataset.fingerprint, sources, Catalog(prep.store), field=field or "--warm-start")
     for line in warm.lines:
         say(line)
     return warm.history

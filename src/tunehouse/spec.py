@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from tunehouse.errors import SpecError, did_you_mean
-from tunehouse.metrics import metric_mode
+from tunehouse.metrics import METRICS, metric_mode
 from tunehouse.search import ALGORITHMS
 from tunehouse.search.bayes import SAMPLERS
 from tunehouse.search.schedulers import SCHEDULERS
@@ -424,6 +424,10 @@ class Spec(_Model):
         if self.task == "clustering":
             raise ValueError("search.early_stopping: a clustering trial fits once, on all rows; "
                              "remove early_stopping")
+        if METRICS.get(self.metrics[0].name) is not None and METRICS[self.metrics[0].name].needs == "cost":
+            raise ValueError(f"search.early_stopping: the objective {self.metrics[0].name!r} is measured on a "
+                             "trial's final models only, so a scheduler has nothing to compare mid-trial; "
+                             "make a score the objective, or remove early_stopping")
         if es.resource == "folds":
             cv = self.evaluation.cv
             if cv is None:

@@ -41,27 +41,39 @@ class WarmStart:
     lines: list[str] = field(default_factory=list)
 
 
-def warm_start(spec: Any, fingerprint: str, sources: Sequence[str], catalog: Any) -> WarmStart:
+def warm_start(spec: Any, fingerprint: str, sources: Sequence[str], catalog: Any, *,
+               field: str = "--warm-start") -> WarmStart:
     """The history of a new search of ``spec`` on data ``fingerprint``, from ``sources``
     (experiment ids, id prefixes or names in ``catalog``, a ``Catalog``).
 
+    A trial is reused once, whichever source holds it (a child holds its parent's trials as
+    reused ones: their origin, ``reused_from``, is what counts), so a grid never skips a point
+    twice for one trial.
+
     Raises:
-        SpecError: no such experiment, or one of another task or estimator.
+        SpecError: no such experiment, or one of another task or estimator (on ``field``).
     """
     out, seen, n = WarmStart(), set(), 0
+    origins: set[str] = set()
     for source in sources:
-        exp = source_experiment(catalog, source)
+        exp = source_experiment(catalog, source, field)
         exp_id = exp["experiment_id"]
         if exp_id in seen:
             continue
         seen.add(exp_id)
-        comparable = _comparable(spec, exp, fingerprint)
+        comparable = _comparable(spec, exp, fingerprint, field)
         candidates = [t for t in catalog.trial_records(exp) if t.status == "terminated"]
         inside, left_out = _split(spec, candidates)
         if comparable is None:
-            for t in inside:
+            fresh_trials = [t for t in inside if (t.reused_from or f"{exp_id}/{t.trial_id}") not in origins]
+            for t in fresh_trials:
                 n += 1
+                origins.add(t.reused_from or f"{exp_id}/{t.trial_id}")
                 out.history.finished.append(_reused(t, exp_id, n))
+            if len(fresh_trials) < len(inside):
+                left_out = [*left_out, *[("trial", "already reused from another source", None)]
+                            * (len(inside) - len(fresh_trials))]
+            inside = fresh_trials
             out.lines.append(f"reused {len(inside)} of {len(candidates)} trials from {exp_id}"
                              + _left_out(left_out))
         else:
@@ -89,19 +101,22 @@ def source_experiment(catalog: Any, source: str, field: str = "--warm-start") ->
         raise SpecError(str(e), field=field) from None
 
 
-def _comparable(spec: Any, exp: dict[str, Any], fingerprint: str) -> str | None:
+def _comparable(spec: Any, exp: dict[str, Any], fingerprint: str, field: str = "--warm-start") -> str | None:
     """None when ``exp``'s results hold for ``spec`` (same data and setup), else what differs."""
     from tunehouse.spec import parse_spec
 
     theirs = parse_spec(exp["spec_text"], file=f"the spec of {exp['experiment_id']} in the catalog")
     if theirs.task != spec.task or theirs.model.estimator != spec.model.estimator:
         raise SpecError(f"experiment {exp['experiment_id']} is a {theirs.task} search of {theirs.model.estimator}, "
-                        f"expected {spec.task} of {spec.model.estimator} like the spec", field="--warm-start")
+                        f"expected {spec.task} of {spec.model.estimator} like the spec", field=field)
     theirs_fp = exp.get("dataset_fingerprint") or ""
     if theirs_fp != fingerprint:
         return f"different data (fingerprint {theirs_fp[:12]} != {fingerprint[:12]})"
+    # the seed sets the test split and the folds; the positive class what f1 / roc_auc score
     for what, a, b in (("evaluation", theirs.evaluation, spec.evaluation), ("model params", theirs.model.params,
-                       spec.model.params), ("preprocessing", theirs.preprocess, spec.preprocess)):
+                       spec.model.params), ("preprocessing", theirs.preprocess, spec.preprocess),
+                       ("seed", theirs.seed, spec.seed),
+                       ("positive class", theirs.data.positive_class, spec.data.positive_class)):
         if _dump(a) != _dump(b):
             return f"the same data with a different {what}"
     return None
@@ -132,6 +147,11 @@ def _split(spec: Any, trials: list[TrialRecord]) -> tuple[list[TrialRecord], lis
     return inside, left_out
 
 
+def _order(v: Any) -> tuple[int, Any]:
+    """Numbers before text, each in its own order (9 before 13)."""
+    return (0, v) if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, str(v))
+
+
 def _left_out(left_out: list[tuple[str, str, Any]]) -> str:
     """``; left out 6 (max_depth=13, 14 outside 2..12)``, or nothing when none was."""
     if not left_out:
@@ -144,7 +164,7 @@ def _left_out(left_out: list[tuple[str, str, Any]]) -> str:
     parts = []
     for (name, why), values in groups.items():
         if why.startswith("outside"):
-            shown = ", ".join(json.dumps(v, default=str) for v in sorted(values, key=str)[:4])
+            shown = ", ".join(json.dumps(v, default=str) for v in sorted(values, key=_order)[:4])
             parts.append(f"{name}={shown}{', ...' if len(values) > 4 else ''} {why}")
         elif why == "missing":
             parts.append(f"no {name}")

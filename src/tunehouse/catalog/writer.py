@@ -304,6 +304,7 @@ class ExperimentRecorder:
             attempts=record.attempts,
             resource=record.resource,
             reused_from=record.reused_from,
+            checkpoint_pruned=getattr(record, "checkpoint_pruned", None),
         )
         return {**row, "pareto": pareto}
 
@@ -365,7 +366,9 @@ class ExperimentRecorder:
             "attempts": kw.get("attempts"),
             "memory_mb": info.memory_mb,
             "resource": kw.get("resource"),
-            "checkpoint_pruned": False,  # checkpoint retention marks a pruned trial with a newer row
+            # checkpoint retention marks a pruned trial with a newer row; a reused trial whose
+            # source was pruned says so from its first row
+            "checkpoint_pruned": bool(kw.get("checkpoint_pruned")),
             "reused_from": kw.get("reused_from"),
         }
 
