@@ -214,8 +214,11 @@ def test_backend_choice_follows_the_service_state(tmp_path, monkeypatch):
     from tunehouse.backend import AttachedCluster, EmbeddedRay, LocalService, backend_for
 
     monkeypatch.setenv("TUNEHOUSE_HOME", str(tmp_path))
-    for k in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):  # restored after the test
-        monkeypatch.delenv(k, raising=False)
+    for k in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
+        # set, then deleted: monkeypatch restores each to its state before the test (unset too),
+        # so the auth settings backend_for exports for the service never leak into later tests
+        monkeypatch.setenv(k, "")
+        monkeypatch.delenv(k)
     home = tmp_path / "service"
     home.mkdir()
     import socket
