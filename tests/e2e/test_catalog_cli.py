@@ -1,7 +1,9 @@
 """Catalog commands through the real CLI, on a catalog written by the real writer.
 
-Each test's first command (and ``catalog compact``) is a real process; the follow-up calls
-about messages and exit codes go through ``main(argv)`` in this process (``thm``)."""
+``query``, ``catalog check`` and ``catalog compact`` run as real processes (``th``); the
+listings (``experiments``, ``trials``, ``best``, which tests/e2e/test_cli_output.py runs as
+real processes into closed pipes) and the follow-up calls about messages and exit codes go
+through ``main(argv)`` in this process (``thm``)."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def catalog(tmp_path_factory) -> str:
 
 
 def test_experiments_lists_both(catalog):
-    out = th("experiments", "--catalog", catalog, "--json")
+    out = thm("experiments", "--catalog", catalog, "--json")
     assert out.returncode == 0, out.stderr
     rows = {r["experiment_id"]: r for r in json.loads(out.stdout)}
     assert set(rows) == {"forest-1", "linear-1"}
@@ -44,7 +46,7 @@ def test_experiments_lists_both(catalog):
 
 
 def test_trials_sort_where_limit(catalog):
-    out = th("trials", "forest", "--catalog", catalog, "--where", "max_depth > 5", "--limit", "3", "--json")
+    out = thm("trials", "forest", "--catalog", catalog, "--where", "max_depth > 5", "--limit", "3", "--json")
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert len(rows) == 3 and all(r["max_depth"] > 5 for r in rows)
@@ -56,7 +58,7 @@ def test_trials_sort_where_limit(catalog):
 
 
 def test_best_respects_mode(catalog):
-    out = th("best", "linear", "--catalog", catalog, "--json")
+    out = thm("best", "linear", "--catalog", catalog, "--json")
     best = json.loads(out.stdout)
     assert best["trial_id"] == "t0000" and best["mode"] == "min"  # rmse: lower is better
     out = thm("best", "forest", "--catalog", catalog)

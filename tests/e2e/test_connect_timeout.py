@@ -13,7 +13,9 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -64,31 +66,53 @@ def run_cli(*args: str, timeout: float) -> tuple[subprocess.CompletedProcess, fl
     return proc, time.monotonic() - t0
 
 
-def test_nothing_listening_fails_within_the_connect_timeout_in_one_line(tmp_path):
+def _nothing_listening(tmp: Path) -> SimpleNamespace:
     port = _closed_port()
     proc, took = run_cli("--address", f"127.0.0.1:{port}", "--connect-timeout", "3",
-                         "--catalog", str(tmp_path / "catalog"), timeout=120)
+                         "--catalog", str(tmp / "catalog"), timeout=120)
+    return SimpleNamespace(port=port, proc=proc, took=took, catalog=tmp / "catalog")
+
+
+def _silent_port(tmp: Path) -> SimpleNamespace:
+    with silent_server() as (port, accepted):
+        proc, took = run_cli("--address", f"127.0.0.1:{port}", "--connect-timeout", "3",
+                             "--catalog", str(tmp / "catalog"), timeout=120)
+        seen = accepted()
+    return SimpleNamespace(port=port, proc=proc, took=took, catalog=tmp / "catalog", accepted=seen)
+
+
+@pytest.fixture(scope="module")
+def timed_out(tmp_path_factory) -> dict[str, SimpleNamespace]:
+    """Both connect-timeout runs at once (each mostly waits out its 3 s): {case: outcome}."""
+    cases = {"nothing": _nothing_listening, "silent": _silent_port}
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        futures = {name: pool.submit(fn, tmp_path_factory.mktemp(name)) for name, fn in cases.items()}
+        return {name: f.result() for name, f in futures.items()}
+
+
+def test_nothing_listening_fails_within_the_connect_timeout_in_one_line(timed_out):
+    run = timed_out["nothing"]
+    port, proc, took = run.port, run.proc, run.took
     assert proc.returncode == 1, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr[-2000:]
     assert lines[0].startswith(f"error: cannot reach Ray at 127.0.0.1:{port}")
     assert "within 3 s (nothing listening?)" in lines[0]
     assert took < 30  # Python, pandas and the data load included; Ray alone retried for ~10 minutes
-    assert not (tmp_path / "catalog").exists()
+    assert not run.catalog.exists()
 
 
-def test_a_port_that_listens_but_is_not_ray_fails_within_the_connect_timeout(tmp_path):
-    with silent_server() as (port, accepted):
-        proc, took = run_cli("--address", f"127.0.0.1:{port}", "--connect-timeout", "3",
-                             "--catalog", str(tmp_path / "catalog"), timeout=120)
-        assert accepted() >= 2  # our TCP check, then Ray's own client
+def test_a_port_that_listens_but_is_not_ray_fails_within_the_connect_timeout(timed_out):
+    run = timed_out["silent"]
+    port, proc, took = run.port, run.proc, run.took
+    assert run.accepted >= 2  # our TCP check, then Ray's own client
     assert proc.returncode == 1, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr[-2000:]  # Ray's warning per attempt is not shown
     assert lines[0].startswith(f"error: cannot connect to Ray at 127.0.0.1:{port} within 3 s")
     assert "did not answer as Ray" in lines[0]
     assert took < 40  # Ray's own attempts, cut to the timeout: ~14 minutes by default
-    assert not (tmp_path / "catalog").exists()
+    assert not run.catalog.exists()
 
 
 @pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
