@@ -42,7 +42,7 @@ def test_every_trial_measures_its_costs_and_a_bigger_forest_costs_more():
         assert not any(f"{c}_std" in m for c in COSTS)  # a cost's mean, no spread
     assert big["model_kb"] > 10 * small["model_kb"]
     assert big["fit_s"] > small["fit_s"]
-    assert big["predict_ms"] > small["predict_ms"]
+    assert big["predict_ms"] > 3 * small["predict_ms"]  # 40 times the trees: several times the time
     assert small["predict_ms"] < 1000 and big["fit_s"] < 60  # plausible: ms per 1,000 rows, seconds
 
 

@@ -154,3 +154,45 @@ def test_best_where_picks_among_the_trials_meeting_it(tmp_path):
         cat.best("e1", where="predict_ms < 0")
     with pytest.raises(InputError, match="--where 'nope < 1'"):
         cat.best("e1", where="nope < 1")
+
+
+def test_a_resumed_warm_started_study_reruns_an_unfinished_first_config_once(write_spec):
+    """``first`` configurations of a warm start that were running when the search stopped are
+    queued again once (as unfinished trials), not a second time as firsts."""
+    from tunehouse.records import config_key
+    from tunehouse.search._base import History
+    from tunehouse.search.bayes import study_searcher
+
+    spec = load_spec(write_spec(base_spec(search={"algorithm": "bayes", "num_samples": 5})))
+    a, b, c = {"max_depth": 2}, {"max_depth": 3}, {"max_depth": 4}
+    history = History(finished=[TrialRecord("t1", "terminated", a, {"accuracy": 0.9})],
+                      unfinished={config_key(b): ["t2"]}, first=[a, b, c])
+    study = study_searcher(spec, history)._ot_study
+    waiting = [t.system_attrs.get("fixed_params") for t in study.trials if t.state.name == "WAITING"]
+    assert waiting == [b, c]
+
+
+def test_export_where_on_a_single_objective_experiment_through_the_cli(tmp_path):
+    """``tunehouse export --where`` on one objective: the best trial meeting it is exported (and
+    refitted with its params: the trials' checkpoints were pruned); none meeting it is one line, exit 1, no folder."""
+    import json
+
+    from catalog.helpers import SPEC, FakeTrial, record_experiment
+    from helpers.cli import tunehouse_main
+    from tunehouse.data import load_dataset
+
+    uri = str(tmp_path / "cat")
+    record_experiment(uri, "e1", [FakeTrial(f"t{i}", "terminated", {"max_depth": i + 1},
+                                            {"accuracy": 0.5 + i / 20, "predict_ms": 1.0 + i},
+                                            checkpoint_pruned=True)  # so export refits
+                                  for i in range(6)], fingerprint=load_dataset(parse_spec(SPEC.format(
+                                      name="exp", metric="accuracy", n=6))).fingerprint)
+    out = tunehouse_main("export", "e1", "--catalog", uri, "--out", str(tmp_path / "fast"), "--json",
+                         "--where", "predict_ms < 3.5")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["trial_id"] == "t2"
+    meta = json.loads((tmp_path / "fast" / "tunehouse.json").read_text())
+    assert meta["trial_id"] == "t2" and meta["params"] == {"max_depth": 3}
+    none = tunehouse_main("export", "e1", "--catalog", uri, "--out", str(tmp_path / "none"), "--where", "predict_ms < 0")
+    assert none.returncode == 1 and "meeting --where 'predict_ms < 0'" in none.stderr  # found none: not bad input
+    assert len(none.stderr.strip().splitlines()) == 1 and not (tmp_path / "none").exists()

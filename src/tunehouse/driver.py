@@ -176,10 +176,10 @@ def run(
     from tunehouse.search import plan_for
 
     plan = plan_for(spec, history, cluster_cpus=backend.cluster_cpus())
-    tuner = _tuner(spec, plan, prep, backend, tracker, tracker.limits, exp_id, callbacks)
     recorder.start(cluster_cpus=backend.cluster_cpus(), cluster_nodes=backend.cluster_nodes())
-    if resume is None:
+    if resume is None:  # before the Tuner: under Ray Client it takes a copy of the recorder
         _record_reused(recorder, history)
+    tuner = _tuner(spec, plan, prep, backend, tracker, tracker.limits, exp_id, callbacks)
     final_progress = _follow(on_progress, spec, exp_id, history, tracker, started_at, backend.remote_loop)
     clock.took("setup", clock.t0 + clock.phases["ray_start_and_data"])
     done = _Done()

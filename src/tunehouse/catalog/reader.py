@@ -188,9 +188,11 @@ class Catalog:
                 trial_id=row.trial_id, status=row.status, params=decode_params(row.params),
                 metrics=dict(row.metrics or []), error=row.error, error_traceback=row.error_traceback,
                 checkpoint=row.checkpoint_uri, checkpoint_sha256=row.checkpoint_sha256,
-                usage={"node_id": row.node_id, "wall_s": row.wall_s, "cpu_s": row.cpu_s,
-                       "peak_rss_mb": row.peak_rss_mb, "pid": None if row.pid is None else int(row.pid)},
-                resource=None if getattr(row, "resource", None) is None else int(row.resource),
+                usage={k: getattr(row, k, None) for k in _USAGE} | {"pid": _int(row.pid)},
+                iterations=_int(row.iterations), best_metrics=dict(row.best_metrics or []),
+                started_at=_epoch(row.started_at), ended_at=_epoch(row.ended_at),
+                attempts=_int(getattr(row, "attempts", None)),
+                resource=_int(getattr(row, "resource", None)),
                 checkpoint_pruned=bool(row.checkpoint_pruned),
                 reused_from=getattr(row, "reused_from", None),
             )
@@ -541,3 +543,16 @@ def _alive(pid: int, started_at: Any) -> bool:
         return p.is_running()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
+
+
+#: The usage fields of a trial row that ``trial_records`` hands back (the writer writes them all).
+_USAGE = ("node_id", "node_ip", "hostname", "wall_s", "cpu_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mb")
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _epoch(v: Any) -> float | None:
+    """A row's timestamp as the epoch seconds a ``TrialRecord`` holds."""
+    return None if v is None else pd.Timestamp(v).timestamp()

@@ -105,10 +105,11 @@ def study_searcher(spec, history: History):
             _add_multi(searcher, dict(t.params), None if failed else values)
         else:
             searcher.add_evaluated_point(dict(t.params), 0.0 if failed else values[0], error=failed)
-    for key, ids in history.unfinished.items():
-        for _ in ids:
-            searcher._ot_study.enqueue_trial(json.loads(key))
-    for config in remaining(history.first, history.finished):  # a resumed search ran some already
+    again = [json.loads(key) for key, ids in history.unfinished.items() for _ in ids]
+    for config in again:
+        searcher._ot_study.enqueue_trial(config)
+    # a resumed warm-started search ran (or is about to rerun) some of its first configurations
+    for config in remaining(history.first, [*history.finished, *again]):
         searcher._ot_study.enqueue_trial(dict(config))
     return searcher
 
