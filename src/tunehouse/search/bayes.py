@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +36,35 @@ SAMPLERS: dict[str, Sampler] = {
     "cmaes": Sampler(lambda seed: _samplers().CmaEsSampler(seed=seed, warn_independent_sampling=False),
                      needs=("cmaes", "cmaes"), multi_objective=False),
     "random": Sampler(lambda seed: _samplers().RandomSampler(seed=seed)),
-    "nsga2": Sampler(lambda seed: _samplers().NSGAIISampler(seed=seed)),  # made for Pareto searches
+    "nsga2": Sampler(lambda seed: _picklable(_samplers().NSGAIISampler(seed=seed))),  # made for Pareto searches
 }
+
+
+class _Lock:
+    """A ``threading.Lock`` that pickles as a fresh lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> bool:
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.__exit__(*exc)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._lock = threading.Lock()
+
+
+def _picklable(sampler: Any) -> Any:
+    """Optuna 5's genetic samplers (NSGA-II) hold a plain ``threading.Lock`` without a
+    ``__getstate__``, and Ray Tune pickles the searcher with its sampler."""
+    if hasattr(sampler, "_thread_lock"):
+        sampler._thread_lock = _Lock()
+    return sampler
 
 
 class BayesSearch(SearchAlgorithm):
