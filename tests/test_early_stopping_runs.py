@@ -41,10 +41,13 @@ def test_every_algorithm_with_every_scheduler_stops_poor_trials(ray_session, tmp
     statuses = [t.status for t in result.trials]
     assert len(statuses) == 9 and set(statuses) <= {"terminated", "early_stopped"}, statuses
     assert "terminated" in statuses, statuses
-    if scheduler == "asha" or (scheduler == "median" and algorithm == "grid"):
-        # ASHA always cuts 2 of 3 at its first rung; HyperBand's brackets are drawn at random
-        # and the median rule depends on the order trials end, so only a fixed order is sure
+    if algorithm == "grid" and scheduler in ("asha", "median"):
+        # each grid point is worse than those before it: ASHA cuts 2 of 3 at its first rung and
+        # the median rule stops the later ones; sampled points come in an order, and end at
+        # times, that decide how many a rung cuts (HyperBand's brackets are drawn at random)
         assert statuses.count("early_stopped") >= 3, statuses
+    elif scheduler == "asha":
+        assert statuses.count("early_stopped") >= 1, statuses
     assert result.best.status == "terminated" and result.best.resource == 9
     full = [t for t in result.trials if t.status == "terminated"]
     assert result.best.metrics["loss"] == min(t.metrics["loss"] for t in full)
