@@ -167,6 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     co.set_defaults(func=cmd_continue)
 
+    rt = sub.add_parser("retrain", help="retrain a tagged model on new data; move the tag if the challenger wins",
+                        description=cmd_retrain.__doc__)
+    rt.add_argument("champion", metavar="TAG_OR_EXPORT_DIR", help="a tag (its current holder) or an export folder")
+    rt.add_argument("--data", required=True, help="the new CSV or Parquet file (the champion's columns)")
+    rt.add_argument("--num-samples", type=int, default=None, help="the child search's num_samples (default: the champion's)")
+    rt.add_argument("--min-gain", type=float, default=0.0, help="promote only if the challenger beats the champion "
+                    "by at least this on the held-out rows, in the objective's direction (default 0)")
+    rt.add_argument("--out", default=None, help="the challenger's export folder (default: next to the champion's, "
+                    "named by the child experiment)")
+    rt.add_argument("--experiment-id", default=None, help="the child experiment's id (default: NAME-TIME-RANDOM)")
+    rt.add_argument("--catalog", default=None, help="catalog folder or s3:// URI (default ./tunehouse-catalog or $TUNEHOUSE_CATALOG)")
+    rt.add_argument("--address", default=None, help="Ray cluster to attach to; default: the local service when it is up, else an embedded local Ray")
+    rt.add_argument("--no-service", action="store_true", help="do not use the local service (tunehouse up) even when it is up")
+    rt.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
+    rt.add_argument("--json", action="store_true", help="print the decision as JSON (progress: plain lines on stderr)")
+    rt.add_argument("--quiet", action="store_true", help="show no progress while the search runs")
+    rt.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    rt.set_defaults(func=cmd_retrain)
+
     for name, func, help_ in [
         ("up", cmd_up, "start the local service: a persistent Ray that run and resume use"),
         ("status", cmd_status, "is the local service up: its address, CPUs, running searches"),
@@ -181,7 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
         sv.set_defaults(func=func)
 
     sb = sub.add_parser("submit", help="submit a search to a Ray cluster as a job", description=cmd_submit.__doc__)
-    sb.add_argument("spec", help="YAML spec (validated here before it is sent)")
+    sb.add_argument("spec", nargs="?", default=None, help="YAML spec (validated here before it is sent)")
+    sb.add_argument("--retrain", default=None, metavar="TAG", help="instead of a spec: submit `tunehouse retrain TAG "
+                    "--data FILE` (the file travels with the job)")
+    sb.add_argument("--data", default=None, help="with --retrain: the new data file")
+    sb.add_argument("--min-gain", type=float, default=None, help="with --retrain: its --min-gain")
     sb.add_argument("--address", default=None, help="the job server, http://HEAD:8265 (default $RAY_API_SERVER_ADDRESS)")
     sb.add_argument("--catalog", default=None, help="catalog every node reaches: s3://... or a shared folder")
     sb.add_argument("--num-samples", type=int, default=None, help="override search.num_samples")
@@ -274,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--history", action="store_true", help="every export that held --tag, newest first")
     ex.add_argument("--json", action="store_true", help="print JSON")
 
+    pm = catalog_cmd("promotions", cmd_promotions, "retrain's decisions: promoted, kept or refused, with both scores")
+    pm.add_argument("--tag", default=None, help="only decisions about this tag")
+    pm.add_argument("--json", action="store_true", help="print JSON")
+
     w = catalog_cmd("watch", cmd_watch, "follow a search's progress from the catalog until it ends")
     w.add_argument("experiment", help="experiment id, id prefix or name")
     w.add_argument("--interval", type=float, default=2.0, help="seconds between reads of the catalog (default 2)")
@@ -347,10 +374,47 @@ def cmd_continue(args: argparse.Namespace) -> int:
         catalog=args.catalog, **ray))
 
 
-def _search(args: argparse.Namespace, start: Any) -> int:
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Retrain a champion (a tag's current holder, or an export folder) on new data: the same data
+    (fingerprint) is nothing to do; a decision already recorded for this champion and data is
+    printed again; else the data is checked against the champion's contract, a child search
+    warm-started from the champion's experiment runs on it, both models are scored on the same
+    held-out rows of the new data, and the tag moves to the challenger iff it is better by at
+    least --min-gain. The decision is recorded in the catalog's promotions table. Exit 0 for
+    nothing to do, promoted and kept; 2 for refused (the data broke the contract)."""
+    from tunehouse.retrain import retrain
+
+    return _search(args, lambda **ray: retrain(
+        args.champion, args.data, catalog=args.catalog, num_samples=args.num_samples, min_gain=args.min_gain,
+        out=args.out, experiment_id=args.experiment_id, **ray), show=_print_decision)
+
+
+def _print_decision(decision: Any, out: Any, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(decision.to_dict(), indent=2, default=str), file=out)
+    else:
+        print(decision.line(), file=out)
+    return decision.exit_code
+
+
+def _show_run(result: Any, out: Any, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2, default=str), file=out)
+    else:
+        _print_run(result, out)
+    return 0
+
+
+def _ray_up() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+def _search(args: argparse.Namespace, start: Any, show: Any = _show_run) -> int:
     """Run a search (``start(backend=..., stop=..., on_progress=...)``) showing its progress on
     stderr (a live panel on a terminal, plain lines elsewhere and with ``--json``, nothing with
-    ``--quiet``), then print its result to the real stdout."""
+    ``--quiet``), then print its result to the real stdout (``show(result, out, as_json)``, which
+    returns the exit code). A Ray that was up before the command (a notebook's) stays up."""
     from tunehouse.backend import backend_for
     from tunehouse.driver import StopSignal
     from tunehouse.report import RunProgress, make_display
@@ -361,6 +425,7 @@ def _search(args: argparse.Namespace, start: Any) -> int:
     session.backend = backend_for(args.address, connect_timeout=args.connect_timeout, own_signals=True,
                                   service=not args.no_service)
     progress = RunProgress(make_display(sys.stderr, quiet=args.quiet, live=False if args.json else None))
+    ours = not _ray_up()
     with _results_stdout() as out:
         try:
             try:
@@ -368,15 +433,12 @@ def _search(args: argparse.Namespace, start: Any) -> int:
             finally:
                 progress.close()  # the summary stays, before any result or error line
         except BaseException:
-            session.backend.shutdown()
+            if ours:
+                session.backend.shutdown()
             raise
-        if not session.fast_exit:  # the entry point tears Ray down faster once the output is out
+        if ours and not session.fast_exit:  # the entry point tears Ray down faster once the output is out
             session.backend.shutdown()
-        if args.json:
-            print(json.dumps(result.to_dict(), indent=2, default=str), file=out)
-        else:
-            _print_run(result, out)
-    return 0
+        return show(result, out, args.json)
 
 
 @contextlib.contextmanager
@@ -464,9 +526,10 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Validate a spec here, then submit it to a Ray cluster's job server as `tunehouse run`
-    (the spec, a local data file and a training-function module next to it travel with it)."""
+    (the spec, a local data file and a training-function module next to it travel with it);
+    or, with --retrain TAG --data FILE, submit `tunehouse retrain` (checked here the same way)."""
     from tunehouse import jobs
-    from tunehouse.errors import SpecError
+    from tunehouse.errors import InputError, SpecError
 
     env = {}
     for item in args.env or []:
@@ -474,8 +537,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise SpecError(f"--env {item!r}: expected KEY=VALUE", field="--env")
         env[key] = value
-    sub = jobs.submit(args.spec, address=args.address, catalog=args.catalog, num_samples=args.num_samples,
-                      pip=args.pip, env=env)
+    if (args.spec is None) == (args.retrain is None):
+        raise InputError("submit: give a spec, or --retrain TAG --data FILE (not both)")
+    if args.retrain is None and (args.data is not None or args.min_gain is not None):
+        raise InputError("--data and --min-gain go with --retrain")
+    if args.retrain is not None:
+        if args.data is None:
+            raise InputError("--retrain needs --data FILE (the new data)")
+        sub = jobs.submit_retrain(args.retrain, args.data, address=args.address, catalog=args.catalog,
+                                  num_samples=args.num_samples, min_gain=args.min_gain, pip=args.pip, env=env)
+    else:
+        sub = jobs.submit(args.spec, address=args.address, catalog=args.catalog, num_samples=args.num_samples,
+                          pip=args.pip, env=env)
     if args.json and not args.wait:
         print(json.dumps(sub.__dict__, indent=2))
         return 0
@@ -788,6 +861,16 @@ def cmd_exports(args: argparse.Namespace) -> int:
     df = _catalog(args).exports(tag=args.tag, history=args.history)
     if not df.empty and not args.json:
         df = df[["exported_at", "tag", "current", "experiment_id", "trial_id", "refit", "path"]]
+    _print_frame(df, as_json=args.json)
+    return 0
+
+
+def cmd_promotions(args: argparse.Namespace) -> int:
+    """List retrain's decisions (newest first): tag, decision, champion and challenger scores, gain, min_gain, reason."""
+    df = _catalog(args).promotions(tag=args.tag)
+    if not df.empty and not args.json:
+        df = df[["decided_at", "tag", "decision", "metric", "champion_score", "challenger_score", "gain", "min_gain",
+                 "champion_experiment_id", "challenger_experiment_id", "reason"]]
     _print_frame(df, as_json=args.json)
     return 0
 

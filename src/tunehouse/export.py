@@ -631,6 +631,28 @@ def _record(cat: Any, exp: dict[str, Any], row: dict[str, Any], out: Path, meta:
         "updated_at": now(),
     }
     cat.storage.write_atomic(part_name("exports", exp["experiment_id"]), parquet_bytes(to_table("exports", [record])))
+    return record["export_id"]
+
+
+def move_tag(catalog: Any, export_id: str, tag: str) -> None:
+    """Move ``tag`` to an export already recorded (a newer version of its ``exports`` row).
+
+    Raises:
+        ExportError: no export ``export_id`` in the catalog.
+    """
+    from tunehouse.catalog import Catalog
+    from tunehouse.catalog.schema import EXPORTS, now, to_table
+    from tunehouse.catalog.writer import parquet_bytes, part_name
+
+    cat = catalog if isinstance(catalog, Catalog) else Catalog(catalog)
+    rows = cat.table("exports").to_pylist()
+    hit = [r for r in rows if r["export_id"] == export_id]
+    if not hit:
+        raise ExportError(f"no export {export_id!r} in {cat.uri}")
+    record = {k: hit[0][k] for k in EXPORTS.names}
+    record.update(tag=tag, updated_at=now())
+    cat.storage.write_atomic(part_name("exports", record["experiment_id"]),
+                             parquet_bytes(to_table("exports", [record])))
 
 
 # -- loading -------------------------------------------------------------------------------

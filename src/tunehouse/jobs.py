@@ -164,28 +164,110 @@ def submit(
         args = ["--experiment-id", exp_id, "--catalog", cat]
         if num_samples is not None:
             args += ["--num-samples", str(num_samples)]
-        # The job starts in Ray's unpacked copy of working_dir, which Ray deleted under a
-        # running driver here (the first job on a fresh cluster: Tune's final os.getcwd()
-        # failed). So the driver first copies it to a folder of its own and runs from there;
-        # `resume` later finds the spec and data in it too.
-        entrypoint = (
-            'd=$(mktemp -d "${TMPDIR:-/tmp}/tunehouse-job-XXXXXX") && cp -R . "$d" && cd "$d" && '
-            f'exec tunehouse run "$d"/{shlex.quote(spec_name)} ' + " ".join(shlex.quote(a) for a in args)
-        )
-        runtime_env: dict[str, Any] = {
-            "working_dir": str(staging),
-            "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S), **(env or {})},
-        }
-        if pip:
-            runtime_env["pip"] = list(pip)
-        job_id = _call(
-            jc.submit_job, what="submitting the job", entrypoint=entrypoint, runtime_env=runtime_env,
-            submission_id=f"tunehouse-{exp_id}",
-            metadata={META_EXPERIMENT: exp_id, META_CATALOG: cat, META_SPEC: spec.name},
-        )
+        entrypoint = _entrypoint(f'run "$d"/{shlex.quote(spec_name)}', args)
+        job_id = _submit_job(jc, staging, entrypoint, exp_id, cat, spec.name, pip, env)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # uploaded by submit_job
     return Submission(job_id=job_id, experiment_id=exp_id, catalog=cat, entrypoint=entrypoint)
+
+
+def _entrypoint(command: str, args: list[str]) -> str:
+    """The job's shell command: ``tunehouse COMMAND ARGS`` in a copy of the job's folder ``$d``.
+
+    The job starts in Ray's unpacked copy of working_dir, which Ray deleted under a running
+    driver here (the first job on a fresh cluster: Tune's final os.getcwd() failed). So the
+    driver first copies it to a folder of its own and runs from there; `resume` later finds
+    the spec and data in it too. ``command`` is shell text (it may name ``"$d"/FILE``).
+    """
+    return ('d=$(mktemp -d "${TMPDIR:-/tmp}/tunehouse-job-XXXXXX") && cp -R . "$d" && cd "$d" && '
+            f"exec tunehouse {command} " + " ".join(shlex.quote(a) for a in args)).rstrip()
+
+
+def _submit_job(jc, staging: Path, entrypoint: str, exp_id: str, cat: str, name: str, pip: list[str] | None,
+                env: dict[str, str] | None) -> str:
+    runtime_env: dict[str, Any] = {
+        "working_dir": str(staging),
+        "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S), **(env or {})},
+    }
+    if pip:
+        runtime_env["pip"] = list(pip)
+    return _call(
+        jc.submit_job, what="submitting the job", entrypoint=entrypoint, runtime_env=runtime_env,
+        submission_id=f"tunehouse-{exp_id}",
+        metadata={META_EXPERIMENT: exp_id, META_CATALOG: cat, META_SPEC: name},
+    )
+
+
+def submit_retrain(
+    champion: str,
+    data: str | os.PathLike[str],
+    *,
+    address: str | None = None,
+    catalog: str | None = None,
+    num_samples: int | None = None,
+    min_gain: float | None = None,
+    pip: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    experiment_id: str | None = None,
+) -> Submission:
+    """Check a retrain here (the champion resolves, the new data loads with its spec), then
+    submit ``tunehouse retrain`` as a Ray job; the data file travels in the job's folder.
+
+    ``champion`` is a tag, or an export folder every node reaches (a shared file system). The
+    experiment id is the child search's (it appears in the catalog only if the data is new).
+
+    Raises:
+        InputError / SpecError / DataError: a bad champion, data, option or address (nothing sent).
+        RunError: the job server cannot be reached or refused the job.
+    """
+    cat, exp_id, staging, entrypoint = stage_retrain(champion, data, catalog=catalog, num_samples=num_samples,
+                                                     min_gain=min_gain, experiment_id=experiment_id)
+    try:
+        jc = client(address)
+        job_id = _submit_job(jc, staging, entrypoint, exp_id, cat, f"retrain {champion}", pip, env)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # uploaded by submit_job
+    return Submission(job_id=job_id, experiment_id=exp_id, catalog=cat, entrypoint=entrypoint)
+
+
+def stage_retrain(champion: str, data: str | os.PathLike[str], *, catalog: str | None = None,
+                  num_samples: int | None = None, min_gain: float | None = None,
+                  experiment_id: str | None = None) -> tuple[str, str, Path, str]:
+    """What ``submit_retrain`` sends, built without a cluster: (catalog, child experiment id,
+    the staged job folder holding ``data/<file>``, the entrypoint). The caller removes the folder.
+
+    Raises:
+        InputError / SpecError / DataError: as ``submit_retrain``.
+    """
+    from tunehouse.catalog import Catalog
+    from tunehouse.driver import DEFAULT_CATALOG, check_experiment_id, new_experiment_id
+    from tunehouse.errors import InputError
+    from tunehouse.retrain import child_spec, resolve_champion
+    from tunehouse.validate import validate
+
+    cat = catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG)
+    if "://" not in cat:
+        cat = str(Path(cat).resolve())
+    champ = resolve_champion(Catalog(cat), champion)
+    spec = child_spec(champ.experiment, data, num_samples)
+    validate(spec)  # the new data loads and splits with the champion's spec, here
+    if min_gain is not None and not min_gain >= 0:
+        raise InputError(f"--min-gain: expected a number >= 0, got {min_gain!r}")
+    if experiment_id is not None:
+        check_experiment_id(experiment_id)
+    exp_id = experiment_id or new_experiment_id(spec.name)
+    who = champion if champ.tag == champion else str(champ.path)  # a folder: the same path on the cluster
+    args = ["--catalog", cat, "--experiment-id", exp_id]
+    if num_samples is not None:
+        args += ["--num-samples", str(num_samples)]
+    if min_gain is not None:
+        args += ["--min-gain", repr(float(min_gain))]
+    source = Path(data).resolve()
+    staging = Path(tempfile.mkdtemp(prefix="tunehouse-job-"))
+    (staging / "data").mkdir()
+    shutil.copy2(source, staging / "data" / source.name)
+    command = f'retrain {shlex.quote(who)} --data "$d"/{shlex.quote("data/" + source.name)}'
+    return cat, exp_id, staging, _entrypoint(command, args)
 
 
 def _stage(spec, spec_path: Path, staging: Path) -> str:

@@ -265,6 +265,16 @@ class Catalog:
         df.loc[holders, "current"] = True
         return df.reset_index(drop=True)
 
+    def promotions(self, *, tag: str | None = None) -> pd.DataFrame:
+        """``tunehouse retrain``'s decisions (promoted, kept, refused), newest first; with
+        ``tag``, only those about that tag."""
+        df = self.table("promotions").to_pandas()
+        if df.empty:
+            return df
+        if tag is not None:
+            df = df[df.tag == tag]
+        return df.sort_values("decided_at", ascending=False, ignore_index=True)
+
     # -- SQL ------------------------------------------------------------------------------------
     def sql(self, query: str):
         """Run DuckDB SQL over views ``experiments``, ``trials``, ``iterations`` (latest rows).

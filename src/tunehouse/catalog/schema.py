@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
-TABLES = ("experiments", "trials", "iterations", "exports")
+TABLES = ("experiments", "trials", "iterations", "exports", "promotions")
 
 _ts = pa.timestamp("us", tz="UTC")
 _num_map = pa.map_(pa.string(), pa.float64())
@@ -139,13 +139,43 @@ EXPORTS = pa.schema(
     ]
 )
 
-SCHEMAS = {"experiments": EXPERIMENTS, "trials": TRIALS, "iterations": ITERATIONS, "exports": EXPORTS}
+#: ``tunehouse retrain``'s decisions: one row per decision (promoted, kept or refused), in the
+#: champion experiment's partition. Nothing-to-do (the same data) writes no row.
+PROMOTIONS = pa.schema(
+    [
+        ("schema_version", pa.int16()),
+        ("promotion_id", pa.string()),
+        ("tag", pa.string()),  # the tag moved on promotion (null: the champion held none)
+        ("decided_at", _ts),
+        ("updated_at", _ts),
+        ("champion_export_id", pa.string()),
+        ("champion_experiment_id", pa.string()),
+        ("champion_trial_id", pa.string()),
+        ("challenger_experiment_id", pa.string()),  # the child search (null when refused)
+        ("challenger_trial_id", pa.string()),
+        ("challenger_export_id", pa.string()),
+        ("data_source", pa.string()),  # the new data file, absolute
+        ("data_fingerprint", pa.string()),  # data.fingerprint of the new data (features and target)
+        ("metric", pa.string()),  # the spec's objective, scored on the held-out rows of the new data
+        ("mode", pa.string()),
+        ("champion_score", pa.float64()),
+        ("challenger_score", pa.float64()),
+        ("gain", pa.float64()),  # challenger - champion in the objective's direction
+        ("min_gain", pa.float64()),
+        ("decision", pa.string()),  # promoted | kept | refused
+        ("reason", pa.string()),
+    ]
+)
+
+SCHEMAS = {"experiments": EXPERIMENTS, "trials": TRIALS, "iterations": ITERATIONS, "exports": EXPORTS,
+           "promotions": PROMOTIONS}
 #: The key of each table: readers keep the row with the latest ``updated_at`` per key.
 KEYS = {
     "experiments": ("experiment_id",),
     "trials": ("experiment_id", "trial_id"),
     "iterations": ("experiment_id", "trial_id", "iteration"),
     "exports": ("experiment_id", "export_id"),
+    "promotions": ("promotion_id",),
 }
 
 
