@@ -111,6 +111,10 @@ def test_data_like_the_old_with_a_large_min_gain_keeps_the_champion_once(champio
     assert again.stdout.startswith("already decided: kept: accuracy champion ")
     assert f"gain {d['gain']:+.4g}, min_gain 0.5" in again.stdout
     assert files(root) == before and len(Catalog(cat).experiments()) == experiments  # nothing rerun
+    # the champion named by its export folder is the same champion
+    by_folder = tunehouse_main("retrain", str(root / "exports" / "champ"), "--data", str(like), "--min-gain", "0.5",
+                               "--catalog", str(cat))
+    assert by_folder.returncode == 0 and by_folder.stdout == again.stdout
 
 
 def test_a_flipped_relationship_promotes_the_challenger_and_moves_the_tag(champion):
