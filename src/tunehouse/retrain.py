@@ -244,10 +244,11 @@ def _check_contract(where: str, cat: Any, source: str, target: str | None) -> li
 
     Until ``tunehouse.contract`` exists (issue 17, part 1), there is no contract to check.
     """
-    try:
-        from tunehouse import contract
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("tunehouse.contract") is None:
         return []
+    from tunehouse import contract
     from tunehouse.data import read_table
 
     result = contract.load_contract(where, cat).check(read_table(Path(source)), target=target)
@@ -313,6 +314,7 @@ def _score(model: Any, spec: Any, dataset: Any, splits: Any, metric: str) -> flo
     a champion trained on other labels is scored on what its codes mean.
     """
     import numpy as np
+    import pandas as pd
 
     from tunehouse.models import score
 
@@ -327,7 +329,7 @@ def _score(model: Any, spec: Any, dataset: Any, splits: Any, metric: str) -> flo
             raise DataError(f"the new data has class label(s) {', '.join(unknown[:5])} that the champion "
                             f"({model.metadata['experiment_id']}) never saw; its labels: "
                             f"{', '.join(map(str, classes))}", field="data.target")
-        y = y.__class__([index[str(v)] for v in labels], index=y.index, name=y.name)
+        y = pd.Series([index[str(v)] for v in labels], index=y.index, name=y.name)
         n_classes = len(classes)
     else:
         n_classes = len(dataset.classes or [])
