@@ -74,8 +74,9 @@ class Decision:
 
     @property
     def exit_code(self) -> int:
-        """0 for nothing to do, promoted and kept; 2 for refused (the data broke the contract)."""
-        return 2 if self.decision == "refused" else 0
+        """0 for nothing to do, promoted and kept; 1 for refused: the data broke the contract, a
+        finding (recorded in ``promotions``) as ``check-data``'s exit 1 is, not bad input."""
+        return 1 if self.decision == "refused" else 0
 
 
 def _num(v: float | None, *, sign: bool = False) -> str:
