@@ -323,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     pr.set_defaults(func=cmd_predict)
 
+    cd = catalog_cmd("check-data", cmd_check_data, "check a data file against an experiment's or an export's data contract")
+    cd.add_argument("source", help="an experiment id (or name) in the catalog, or an export folder")
+    cd.add_argument("--input", required=True, help="the CSV or Parquet file to check")
+    cd.add_argument("--json", action="store_true", help="print JSON")
+
     c = sub.add_parser("catalog", help="catalog maintenance: check, compact", description="Catalog maintenance: check every part file, compact finished experiments.")
     csub = c.add_subparsers(title="catalog commands", metavar="COMMAND")
     for name, func, help_ in [
@@ -937,6 +942,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         X = read_table(Path(args.input))
     except TunehouseError as e:
         raise ExportInputError(f"--input: {getattr(e, 'reason', e)}") from None
+    _check_contract(model, X, args)
     out = model.predictions(X, keep=args.keep or (), ignore_extra=args.ignore_extra)
     if args.output:
         try:
@@ -947,6 +953,42 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         print(out.to_csv(index=False), end="")
     return 0
+
+
+def _check_contract(model: Any, X: Any, args: argparse.Namespace) -> None:
+    """predict's first step: the export's data contract refuses violations (one line each, exit
+    2) and warns of the values' problems and drift; columns it does not name are left to
+    ``--keep`` / ``--ignore-extra``."""
+    if model.contract is None:
+        return
+    result = model.contract.check(X, extra=False)
+    for p in result.warnings:
+        print(f"warning: {p.message}", file=sys.stderr)
+    if result.violations:
+        from tunehouse.export import ExportInputError
+
+        for p in result.violations[:-1]:
+            print(f"error: --input {args.input}: {p.message}", file=sys.stderr)
+        raise ExportInputError(f"--input {args.input}: {result.violations[-1].message}")
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    """Check a data file against a data contract: missing or extra columns, changed dtypes, nulls,
+    values out of range, unseen categories, drift (PSI). Exit 0 clean, 1 problems, 2 bad input."""
+    from pathlib import Path
+
+    from tunehouse.contract import check_file
+
+    cat = None if (Path(args.source) / "tunehouse.json").is_file() else _catalog(args)
+    result = check_file(args.source, args.input, cat)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    elif result.ok:
+        print(f"ok: {result.rows} rows of {args.input} match the data contract of {args.source}")
+    else:
+        for p in result.problems:
+            print(f"{p.kind}: {p.message}")
+    return 0 if result.ok else 1
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

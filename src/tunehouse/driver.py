@@ -411,6 +411,13 @@ def _warm_record(sources: list[str] | None, history: History, resume: Resume | N
     return {"sources": list(sources), "first": history.first}
 
 
+def _contract(dataset: Any, splits: Any) -> str:
+    """The data contract of the run's training rows (``tunehouse.contract``), as JSON."""
+    from tunehouse.contract import infer
+
+    return infer(splits.X_train, splits.y_train, target=dataset.target, classes=dataset.classes).to_json()
+
+
 def _record_reused(recorder: ExperimentRecorder, history: History) -> None:
     """A warm start's reused trials become the new experiment's own rows (``reused_from`` set)."""
     reused = [t for t in history.finished if t.reused_from]
@@ -431,6 +438,7 @@ def _recorder(spec: Spec, prep: _Prepared, exp_id: str, resume: Resume | None,
         env["spec_path"] = str(spec.path)  # where `resume` finds a relative data path again
     recorder = ExperimentRecorder(CatalogWriter(prep.store, exp_id),
                                   describe(spec, prep.dataset, exp_id, env, parent_id=parent_id, warm_start=warm))
+    recorder.writer.experiment["contract"] = _contract(prep.dataset, prep.splits)
     if resume is not None:
         recorder.carry_over(resume.history.finished)
         if resume.started_at is not None:

@@ -135,6 +135,8 @@ def export(
             formats.update(_save_mlflow(model, tmp, example, training.features, formats["model"].get("trusted", [])))
         meta = _metadata(exp, row, spec, training, params, do_refit, test_metrics, formats)
         (tmp / CARD).write_text(_model_card(cat, exp, row, meta))
+        if isinstance(exp.get("contract"), str) and exp["contract"]:  # checked by `predict`, `check-data`
+            (tmp / "contract.json").write_text(exp["contract"])
         meta["files"] = {p: _sha256(tmp / p) for p in _files(tmp)}
         (tmp / META).write_text(json.dumps(meta, indent=2, default=str))
         if out.exists():
@@ -667,6 +669,7 @@ class ExportedModel:
 
     model: Any
     metadata: dict[str, Any]
+    contract: Any = None  # tunehouse.contract.Contract of the training rows (contract.json), if exported with one
 
     @property
     def features(self) -> list[str]:
@@ -816,7 +819,7 @@ def load_export(folder: str | os.PathLike[str]) -> ExportedModel:
         spec = meta["formats"]["model"]
         _check_paths(meta, spec, meta_path)
         _check_trusted(spec.get("trusted", []), meta_path)
-        return ExportedModel(_load_model(folder, spec, meta_path), meta)
+        return ExportedModel(_load_model(folder, spec, meta_path), meta, _load_contract(folder))
     except ExportError:
         raise
     except Exception as e:  # a malformed or hand-edited tunehouse.json
@@ -825,6 +828,15 @@ def load_export(folder: str | os.PathLike[str]) -> ExportedModel:
 
 #: tunehouse's own types an export may hold (a CV trial's fold models, a training function's model).
 _OWN_TYPES = ("tunehouse.models.FoldEnsemble", "tunehouse.models.FunctionModel")
+
+
+def _load_contract(folder: Path) -> Any:
+    """The export's data contract (its checksum is verified with the other files), if it has one."""
+    if not (folder / "contract.json").is_file():
+        return None
+    from tunehouse.contract import Contract
+
+    return Contract.from_json((folder / "contract.json").read_text())
 
 
 def _trusted_prefixes() -> tuple[str, ...]:

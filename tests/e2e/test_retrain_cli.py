@@ -141,7 +141,6 @@ def test_a_flipped_relationship_promotes_the_challenger_and_moves_the_tag(champi
     assert again.returncode == 0 and again.stdout.startswith("nothing to do: flipped.csv has the same fingerprint")
 
 
-@pytest.mark.skip(reason="needs contract")
 def test_data_breaking_the_contract_is_refused_and_searches_nothing(champion):
     root, cat, exp_id = champion
     broken = write_data(root / "broken.csv", 3)

@@ -64,6 +64,7 @@ EXPERIMENTS = pa.schema(
         ("parent_id", pa.string()),  # tunehouse continue: the experiment this one continues (lineage)
         ("warm_start", pa.string()),  # JSON {"sources": [ids], "first": [configs run first]}: what resume replans
         ("objectives", pa.list_(pa.string())),  # a multi-objective (Pareto) search's objectives; else null
+        ("contract", pa.string()),  # JSON: the data contract inferred from the data set (tunehouse.contract)
     ]
 )
 
