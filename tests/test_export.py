@@ -140,7 +140,7 @@ def test_predict_cli_checks_columns_and_checksums(searched, tmp_path):
     X.drop(columns=["plan"]).to_csv(tmp_path / "missing.csv", index=False)
     # the refusals' messages and exit codes through main(argv): a predict process takes seconds
     bad = tunehouse_main("predict", str(out), "--input", str(tmp_path / "missing.csv"))
-    assert bad.returncode == 2 and "missing column(s) 'plan'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert bad.returncode == 2 and "column 'plan' is missing" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     X.assign(extra=1).to_csv(tmp_path / "extra.csv", index=False)
     bad = tunehouse_main("predict", str(out), "--input", str(tmp_path / "extra.csv"))
     assert bad.returncode == 2 and "unexpected column(s) 'extra'" in bad.stderr
