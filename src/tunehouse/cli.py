@@ -269,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--tag", default=None, help="move this tag (e.g. production) to the export")
     x.add_argument("--json", action="store_true", help="print the export's metadata as JSON")
 
+    rq = catalog_cmd("reproduce", cmd_reproduce, "re-run one trial from the catalog alone and compare its metrics")
+    rq.add_argument("experiment", help="experiment id, id prefix or name")
+    rq.add_argument("trial", help="the trial id")
+    rq.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
     ex = catalog_cmd("exports", cmd_exports, "list exports; with --tag its holder, --history every holder")
     ex.add_argument("--tag", default=None, help="only exports that held this tag")
     ex.add_argument("--history", action="store_true", help="every export that held --tag, newest first")
@@ -759,6 +764,43 @@ def cmd_export(args: argparse.Namespace) -> int:
           f"({'refitted' if meta['refit'] else 'checkpoint'}; test: {test})"
           + (f"; tag {args.tag!r} now points here" if args.tag else ""))
     return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Rebuild a trial from the catalog alone (spec, params, seed, the data checked against its
+    fingerprint), re-run it here without Ray and print recorded against reproduced metrics; exit
+    0 when the data and every metric are equal (to 1e-9 relative), 1 when not."""
+    from tunehouse.reproduce import RTOL, reproduce
+
+    r = reproduce(_catalog(args), args.experiment, args.trial)
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=2, default=str))
+        return 0 if r.equal else 1
+    at = f", re-run to resource {r.resource}" if r.resource is not None else ""
+    print(f"trial {r.trial_id} of {r.experiment_id} ({r.status}{at}), seed {r.seed}")
+    data = "same" if r.data_matches else "CHANGED"
+    print(f"data: fingerprint recorded {r.fingerprint_recorded[:12]}, found {r.fingerprint_found[:12]} ({data})")
+    if r.packages:
+        print("packages that differ from the run's: "
+              + ", ".join(f"{name} {old or '-'} -> {new or '-'}" for name, old, new in r.packages))
+    else:
+        print("packages: the versions the run recorded")
+    width = max([len(m.name) for m in r.metrics] + [6])
+    print(f"{'metric':<{width}}  {'recorded':>14}  {'reproduced':>14}")
+    for m in r.metrics:
+        verdict = "measured, not compared" if m.measured else "equal" if m.equal else "DIFFERS"
+        print(f"{m.name:<{width}}  {_num(m.recorded):>14}  {_num(m.reproduced):>14}  {verdict}")
+    if r.equal:
+        print(f"reproduced: every metric equal to {RTOL:g} relative (measured costs fit_s, predict_ms, "
+              "model_kb are timings and sizes, shown but not compared)")
+        return 0
+    why = "the data changed" if not r.data_matches else "metrics differ"
+    print(f"not reproduced: {why}")
+    return 1
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.10g}"
 
 
 @contextlib.contextmanager

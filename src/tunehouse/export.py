@@ -195,10 +195,9 @@ def _refit(exp: dict[str, Any], spec: Any, payload: Any, params: dict[str, Any],
 
     if not spec.model.is_function:
         return refit(payload, params, resource)
-    from tunehouse.models import add_function_dirs
+    from tunehouse.recorded import function_dirs
 
-    spec_path = dict(exp.get("environment") or {}).get("spec_path")
-    add_function_dirs(Path(spec_path).parent if spec_path else None)  # where the run imported it
+    function_dirs(exp)  # where the run imported it
     try:
         model = refit(payload, params, resource)
     except ImportError as e:
@@ -265,21 +264,18 @@ def _checkpoint_model(cat: Any, row: dict[str, Any], *, load: bool = True) -> An
 
 
 def _spec(exp: dict[str, Any]) -> Any:
-    """The experiment's spec, its data path the absolute one the run resolved."""
-    from tunehouse.spec import parse_spec
+    """The experiment's spec (``recorded.experiment_spec``)."""
+    from tunehouse.recorded import experiment_spec
 
-    spec = parse_spec(exp["spec_text"], file=f"<spec of {exp['experiment_id']}>")
-    if spec.data.path is not None:
-        spec = spec.override({"data.path": exp.get("dataset_source") or ""})
-    return spec
+    return experiment_spec(exp)
 
 
 def _data(exp: dict[str, Any], spec: Any = None):
     """Load the experiment's data (refused if its fingerprint changed) and split it as the run did."""
-    from tunehouse.data import load_split
+    from tunehouse.recorded import experiment_data
 
     spec = spec if spec is not None else _spec(exp)
-    dataset, splits = load_split(spec)  # the rows and the split the run used
+    dataset, splits = experiment_data(spec)  # the rows and the split the run used
     if dataset.fingerprint != exp["dataset_fingerprint"]:
         raise ExportError(
             f"the data changed since the experiment ran ({dataset.source}: fingerprint "
