@@ -518,6 +518,7 @@ def _model_card(cat: Any, exp: dict[str, Any], row: dict[str, Any], meta: dict[s
         f"- Search: {exp['algorithm']}{f' ({s})' if isinstance(s := exp.get('sampler'), str) else ''}, "
         f"{exp['trials_done']} trials finished, "
         f"{exp['trials_failed']} failed; objective: {mode} `{obj}`",
+        f"- Cost of the search: {_card_cost(cat, exp)}",
         *_card_data(meta),
         f"- Model: {'refitted on all training rows' if meta['refit'] else 'the checkpointed model of the trial'}",
         *_card_resource(meta),
@@ -549,6 +550,14 @@ def _model_card(cat: Any, exp: dict[str, Any], row: dict[str, Any], meta: dict[s
     for _, r in runners.iterrows():
         lines.append(f"| {r.trial_id} | {r[obj]:.4g} | " + " | ".join(str(r[p]) for p in params) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _card_cost(cat: Any, exp: dict[str, Any]) -> str:
+    """The search's CPU-hours, wall time and (priced) cost (``costs.search_cost``)."""
+    from tunehouse.costs import cost_line
+    from tunehouse.report import search_costs
+
+    return cost_line(search_costs(cat, exp, cat.trials(exp, raw=True)))
 
 
 def _card_data(meta: dict[str, Any]) -> list[str]:
