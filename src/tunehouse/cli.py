@@ -655,7 +655,9 @@ def cmd_experiments(args: argparse.Namespace) -> int:
         if not args.json:
             from tunehouse.costs import money
 
-            df = df.assign(cost=df.cost.map(money), cost_per_point=df.cost_per_point.map(money))
+            df = df.assign(cpu_h=df.cpu_h.map(lambda v: "-" if v is None or v != v else f"{v:.4g}"),
+                           wall_s=df.wall_s.map(lambda v: "-" if v is None or v != v else f"{v:.1f}"),
+                           cost=df.cost.map(money), cost_per_point=df.cost_per_point.map(money))
     _print_frame(df, as_json=args.json)
     return 0
 
