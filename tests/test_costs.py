@@ -106,3 +106,46 @@ def test_costs_are_metrics_that_lower_is_better(write_spec):
     with pytest.raises(SpecError, match=r"metrics\.1\.mode.*contradicts 'model_kb'"):
         load_checked(write_spec(base_spec(metrics=["accuracy", {"name": "model_kb", "mode": "max"}]), "b.yaml"))
     assert load_spec(write_spec(base_spec(metrics=["fit_s"]), "c.yaml")).mode == "min"
+
+
+# -- what a search cost ------------------------------------------------------------------------
+def test_the_price_is_the_flag_else_the_environment_else_the_spec(monkeypatch):
+    from tunehouse.costs import PRICE_ENV, price_per_cpu_hour
+    from tunehouse.errors import InputError
+
+    monkeypatch.delenv(PRICE_ENV, raising=False)
+    assert price_per_cpu_hour(None, None) is None
+    assert price_per_cpu_hour(None, 0.05) == 0.05
+    monkeypatch.setenv(PRICE_ENV, "0.5")
+    assert price_per_cpu_hour(None, 0.05) == 0.5
+    assert price_per_cpu_hour("2", 0.05) == 2.0
+    for bad in ("0", "-1", "abc", "inf", "nan"):
+        with pytest.raises(InputError, match="--price-per-cpu-hour: expected a price per CPU-hour > 0"):
+            price_per_cpu_hour(bad)
+    monkeypatch.setenv(PRICE_ENV, "free")
+    with pytest.raises(InputError, match=f"{PRICE_ENV}: expected .* got 'free'"):
+        price_per_cpu_hour(None, 0.05)
+
+
+def test_search_cost_prices_trials_and_driver_and_the_points_gained():
+    from tunehouse.costs import search_cost
+
+    row = {"cpu_hours_trials": 2.0, "cpu_hours_driver": 0.5, "wall_s": 60.0, "price_per_cpu_hour": 0.1,
+           "best_value": 0.93}
+    f = search_cost(row, first_value=0.88)
+    assert f["cpu_hours"] == 2.5 and f["cost"] == pytest.approx(0.25)
+    assert f["cost_per_point"] == pytest.approx(0.25 / 5)  # 0.05 gained: 5 points
+    assert search_cost(row, price=2.0, first_value=0.88)["cost"] == pytest.approx(5.0)  # priced after the fact
+    assert search_cost(row, first_value=0.93)["cost_per_point"] is None  # no gain
+    assert search_cost({**row, "price_per_cpu_hour": None})["cost"] is None
+    assert search_cost({"best_value": 0.9})["cpu_hours"] is None  # a row from before the columns existed
+
+
+def test_a_price_in_the_spec_keeps_the_spec_hash():
+    from conftest import SPECS
+
+    text = (SPECS / "quickstart.yaml").read_text()
+    spec = parse_spec(text + "cost: {per_cpu_hour: 0.05}\n")
+    assert spec.cost.per_cpu_hour == 0.05 and spec.spec_hash == parse_spec(text).spec_hash
+    with pytest.raises(SpecError, match=r"cost\.per_cpu_hour"):
+        parse_spec(text + "cost: {per_cpu_hour: -1}\n")

@@ -217,7 +217,14 @@ def test_compare_noise_rule_and_fingerprints(tmp_path):
     assert b["same_data"] and b["delta"] == pytest.approx(0.01) and b["noise"] == 0.02 and b["within_noise"] is True
     assert not c["same_data"] and c["within_noise"] is False and (c["trials_done"], c["trials_failed"]) == (1, 1)
     assert d["best_std"] is None and d["within_noise"] is None
-    assert a["cpu_hours"] == pytest.approx(2 * 0.9 / 3600) and a["best_params"]["max_depth"] == 1
+    # CPU-hours: the trials' CPU seconds summed, plus the recording driver's own CPU time
+    row = Catalog(uri).experiment("a")
+    assert row["cpu_hours_trials"] == pytest.approx(2 * 0.9 / 3600) and a["best_params"]["max_depth"] == 1
+    assert a["cpu_hours"] == pytest.approx(row["cpu_hours_trials"] + row["cpu_hours_driver"])
+    assert a["cost"] is None and a["cost_per_point"] is None  # no price
+    priced = report.compare(Catalog(uri), ["a", "b"], price=2.0)[0]
+    assert priced["cost"] == pytest.approx(2.0 * a["cpu_hours"])
+    assert priced["cost_per_point"] is None  # the first trial was the best: nothing gained
     assert "within fold noise (|delta| <= 0.02); same data" in report.compare_verdict(b, a)
     assert "beyond fold noise (|delta| > 0.02): better; DIFFERENT data" in report.compare_verdict(c, a)
     assert "fold noise unknown" in report.compare_verdict(d, a)

@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the space are reused; on other data, its best configurations run first")
     r.add_argument("--json", action="store_true", help="print the result as JSON (progress: plain lines on stderr)")
     r.add_argument("--quiet", action="store_true", help="show no progress while the search runs")
+    _price_option(r, run=True)
     r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_run)
 
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
     rs.add_argument("--json", action="store_true", help="print the result as JSON (progress: plain lines on stderr)")
     rs.add_argument("--quiet", action="store_true", help="show no progress while the search runs")
+    _price_option(rs, run=True)
     rs.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     rs.set_defaults(func=cmd_resume)
 
@@ -164,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--connect-timeout", type=_seconds, default=30.0, metavar="SECONDS", help="fail if --address does not answer within this long (default 30)")
     co.add_argument("--json", action="store_true", help="print the result as JSON (progress: plain lines on stderr)")
     co.add_argument("--quiet", action="store_true", help="show no progress while the search runs")
+    _price_option(co, run=True)
     co.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     co.set_defaults(func=cmd_continue)
 
@@ -255,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = catalog_cmd("experiments", cmd_experiments, "list the experiments in the catalog")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.add_argument("--tree", action="store_true", help="show lineage: each child (tunehouse continue) under its parent")
+    _price_option(e)
 
     t = catalog_cmd("trials", cmd_trials, "show an experiment's trials: params, metrics, usage")
     t.add_argument("experiment", help="experiment id, id prefix or name (newest of that name)")
@@ -292,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--tag", default=None, help="move this tag (e.g. production) to the export")
     x.add_argument("--json", action="store_true", help="print the export's metadata as JSON")
 
+    rq = catalog_cmd("reproduce", cmd_reproduce, "re-run one trial from the catalog alone and compare its metrics")
+    rq.add_argument("experiment", help="experiment id, id prefix or name")
+    rq.add_argument("trial", help="the trial id")
+    rq.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
     ex = catalog_cmd("exports", cmd_exports, "list exports; with --tag its holder, --history every holder")
     ex.add_argument("--tag", default=None, help="only exports that held this tag")
     ex.add_argument("--history", action="store_true", help="every export that held --tag, newest first")
@@ -308,10 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp = catalog_cmd("report", cmd_report, "write one self-contained HTML report of one or more experiments")
     rp.add_argument("experiment", nargs="+", help="experiment id(s), id prefix or name; several: overlaid and compared")
     rp.add_argument("--out", default=None, help="the HTML file (default ./report-<id>.html)")
+    _price_option(rp)
 
     cp = catalog_cmd("compare", cmd_compare, "compare experiments side by side: best, spread, cost, data")
     cp.add_argument("experiment", nargs="+", help="two or more experiment ids, prefixes or names; the first is the reference")
     cp.add_argument("--json", action="store_true", help="print JSON")
+    _price_option(cp)
 
     pr = sub.add_parser("predict", help="predict with an export folder (checksums verified)", description=cmd_predict.__doc__)
     pr.add_argument("export", help="an export folder")
@@ -344,6 +355,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _price_option(p: argparse.ArgumentParser, *, run: bool = False) -> None:
+    """``--price-per-cpu-hour``: a run records its cost; a listing prices after the fact."""
+    p.add_argument("--price-per-cpu-hour", dest="price", default=None, metavar="PRICE",
+                   help="price of a CPU-hour: the run records its cost (default $TUNEHOUSE_PRICE_PER_CPU_HOUR, "
+                   "else the spec's cost.per_cpu_hour)" if run else
+                   "price the CPU-hours at this (default: the price each run recorded)")
+
+
+def _display_price(args: argparse.Namespace) -> float | None:
+    """A listing's ``--price-per-cpu-hour`` (checked: one line, exit 2), or None: the recorded price."""
+    from tunehouse.costs import price_per_cpu_hour
+
+    return None if args.price is None else price_per_cpu_hour(args.price)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a grid, random or Bayesian search on an embedded Ray (or --address) and print the best trial."""
     from tunehouse.driver import check_experiment_id, run
@@ -354,29 +380,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = override_num_samples(spec, args.num_samples)
     if args.experiment_id is not None:
         check_experiment_id(args.experiment_id)  # before Ray starts
+    from tunehouse.costs import price_per_cpu_hour
+
+    price = price_per_cpu_hour(args.price, spec.cost.per_cpu_hour if spec.cost else None)  # before Ray starts
     return _search(args, lambda **ray: run(spec, catalog=args.catalog, experiment_id=args.experiment_id,
-                                           warm_start=args.warm_start, **ray))
+                                           warm_start=args.warm_start, price_per_cpu_hour=price, **ray))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Continue an experiment whose driver was killed, interrupted or stopped: finished trials are
     kept, unfinished ones run again under their ids, then the rest of the search runs."""
+    from tunehouse.costs import price_per_cpu_hour
     from tunehouse.driver import resume
 
-    return _search(args, lambda **ray: resume(args.experiment, catalog=args.catalog, **ray))
+    price = price_per_cpu_hour(args.price) if args.price is not None else None  # else env, else the spec's
+    return _search(args, lambda **ray: resume(args.experiment, catalog=args.catalog, price_per_cpu_hour=price, **ray))
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
     """Start a new child experiment of EXP (recorded as its parent), warm-started from it: on the
     same data its trials inside the (new) space are reused and count toward num_samples; the
     spec is the parent's unless --spec gives a changed one (a narrowed space, more budget)."""
+    from tunehouse.costs import price_per_cpu_hour
     from tunehouse.driver import continue_experiment
     from tunehouse.spec import load_spec
 
     spec = load_spec(args.spec) if args.spec else None
+    price = price_per_cpu_hour(args.price) if args.price is not None else None  # else env, else the spec's
     return _search(args, lambda **ray: continue_experiment(
         args.experiment, spec=spec, num_samples=args.num_samples, time_budget_s=args.time_budget,
-        catalog=args.catalog, **ray))
+        catalog=args.catalog, price_per_cpu_hour=price, **ray))
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -680,15 +713,29 @@ def _print_frame(df: Any, *, as_json: bool = False, as_csv: bool = False) -> Non
 
 
 def cmd_experiments(args: argparse.Namespace) -> int:
-    """List experiments: name, id, status, algorithm, objective, best value, trials done/failed, start, duration."""
-    df = _catalog(args).experiments()
+    """List experiments: name, id, status, algorithm, objective, best value, trials done/failed, start, duration,
+    CPU-hours (trials and driver), wall seconds, cost and cost per point gained (with a price)."""
+    from tunehouse.report import cost_columns
+
+    price = _display_price(args)
+    cat = _catalog(args)
+    df = cat.experiments()
     if not df.empty:
         if args.tree:
             from tunehouse.report import lineage
 
             df = lineage(df)
+        df = cost_columns(cat, df, price)
+        detail = ["cpu_hours_trials", "cpu_hours_driver"] if args.json else []
         df = df[["name", "experiment_id", *(["parent_id"] if args.tree else []), "status", "algorithm", "objective",
-                 "mode", "best_value", "trials_done", "trials_failed", "started_at", "duration_s"]]
+                 "mode", "best_value", "trials_done", "trials_failed", "started_at", "duration_s", "cpu_h", *detail,
+                 "wall_s", *(["price_per_cpu_hour"] if args.json else []), "cost", "cost_per_point"]]
+        if not args.json:
+            from tunehouse.costs import money
+
+            df = df.assign(cpu_h=df.cpu_h.map(lambda v: "-" if v is None or v != v else f"{v:.4g}"),
+                           wall_s=df.wall_s.map(lambda v: "-" if v is None or v != v else f"{v:.1f}"),
+                           cost=df.cost.map(money), cost_per_point=df.cost_per_point.map(money))
     _print_frame(df, as_json=args.json)
     return 0
 
@@ -839,6 +886,43 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Rebuild a trial from the catalog alone (spec, params, seed, the data checked against its
+    fingerprint), re-run it here without Ray and print recorded against reproduced metrics; exit
+    0 when the data and every metric are equal (to 1e-9 relative), 1 when not."""
+    from tunehouse.reproduce import RTOL, reproduce
+
+    r = reproduce(_catalog(args), args.experiment, args.trial)
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=2, default=str))
+        return 0 if r.equal else 1
+    at = f", re-run to resource {r.resource}" if r.resource is not None else ""
+    print(f"trial {r.trial_id} of {r.experiment_id} ({r.status}{at}), seed {r.seed}")
+    data = "same" if r.data_matches else "CHANGED"
+    print(f"data: fingerprint recorded {r.fingerprint_recorded[:12]}, found {r.fingerprint_found[:12]} ({data})")
+    if r.packages:
+        print("packages that differ from the run's: "
+              + ", ".join(f"{name} {old or '-'} -> {new or '-'}" for name, old, new in r.packages))
+    else:
+        print("packages: the versions the run recorded")
+    width = max([len(m.name) for m in r.metrics] + [6])
+    print(f"{'metric':<{width}}  {'recorded':>14}  {'reproduced':>14}")
+    for m in r.metrics:
+        verdict = "measured, not compared" if m.measured else "equal" if m.equal else "DIFFERS"
+        print(f"{m.name:<{width}}  {_num(m.recorded):>14}  {_num(m.reproduced):>14}  {verdict}")
+    if r.equal:
+        print(f"reproduced: every metric equal to {RTOL:g} relative (measured costs fit_s, predict_ms, "
+              "model_kb are timings and sizes, shown but not compared)")
+        return 0
+    why = "the data changed" if not r.data_matches else "metrics differ"
+    print(f"not reproduced: {why}")
+    return 1
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.10g}"
+
+
 @contextlib.contextmanager
 def _warning_lines():
     """tunehouse's warnings as one ``warning: ...`` line each on stderr (not Python's two lines)."""
@@ -903,8 +987,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from tunehouse.report import build_report
 
     cat = _catalog(args)
+    price = _display_price(args)
     out = args.out or f"report-{cat.experiment(args.experiment[0])['experiment_id']}.html"
-    path = build_report(cat, args.experiment, out)
+    path = build_report(cat, args.experiment, out, price=price)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -918,7 +1003,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if len(args.experiment) < 2:
         raise SpecError("compare needs at least two experiments", field="experiment")
-    rows = compare(_catalog(args), args.experiment)
+    rows = compare(_catalog(args), args.experiment, _display_price(args))
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0

@@ -87,6 +87,7 @@ class Resume:
     expected_fingerprint: str | None = None
     started_at: Any = None  # when the experiment first started (kept in its row)
     warm_start: dict[str, Any] | None = None  # its warm start's record (experiments.warm_start), kept
+    spent: tuple[float, float] = (0.0, 0.0)  # its earlier runs' (driver CPU-hours, wall seconds)
 
 
 @dataclass
@@ -128,6 +129,7 @@ def run(
     on_progress: Callable[[Progress], None] | None = None,
     warm_start: list[str] | None = None,
     parent_id: str | None = None,
+    price_per_cpu_hour: float | str | None = None,
 ) -> RunResult:
     """Run the search a spec describes and return every trial and the best one.
 
@@ -153,12 +155,19 @@ def run(
             this search starts from (``tunehouse.warm`` has the rules); one line per source
             on stderr says what was reused or run first, and what was left out.
         parent_id: the experiment this one continues (``continue_experiment``), recorded.
+        price_per_cpu_hour: what a CPU-hour costs; default ``$TUNEHOUSE_PRICE_PER_CPU_HOUR``,
+            else the spec's ``cost.per_cpu_hour`` (``costs.price_per_cpu_hour``). The run records
+            its CPU-hours and wall time, and with a price its cost.
 
     Raises:
+        InputError: a bad price (nothing has run).
         SpecError: bad input found while loading data or the model (nothing has run).
         RunError: Ray could not start or be reached, or no trial finished.
     """
-    clock, started_at = _Clock(), time.time()
+    clock, started_at, cpu_at = _Clock(), time.time(), time.process_time()
+    from tunehouse.costs import price_per_cpu_hour as resolve_price
+
+    price = resolve_price(price_per_cpu_hour, spec.cost.per_cpu_hour if spec.cost else None)
     backend = backend or backend_for(address, connect_timeout=connect_timeout)
     if resume is not None and warm_start:
         raise RunError("a resumed experiment keeps the trials it reused; warm_start is for a new one")
@@ -171,7 +180,8 @@ def run(
     prep = _start(spec, catalog, backend, stop, clock)
     history = resume.history if resume else _warm_history(spec, prep, warm_start, "--spec" if parent_id else None)
     exp_id = _experiment_id(spec, prep, experiment_id, resume)
-    recorder = _recorder(spec, prep, exp_id, resume, parent_id, _warm_record(warm_start, history, resume))
+    recorder = _recorder(spec, prep, exp_id, resume, parent_id, _warm_record(warm_start, history, resume), price)
+    recorder.run_t0, recorder.cpu_t0 = started_at, cpu_at  # the search's cost counts from here
     tracker = _tracker(spec, recorder, history)
     from tunehouse.search import plan_for
 
@@ -428,7 +438,8 @@ def _record_reused(recorder: ExperimentRecorder, history: History) -> None:
 
 
 def _recorder(spec: Spec, prep: _Prepared, exp_id: str, resume: Resume | None,
-              parent_id: str | None = None, warm: dict[str, Any] | None = None) -> ExperimentRecorder:
+              parent_id: str | None = None, warm: dict[str, Any] | None = None,
+              price: float | None = None) -> ExperimentRecorder:
     """The catalog's recorder of this run, counting a resumed run's earlier trials."""
     from tunehouse.catalog import CatalogWriter, ExperimentRecorder
     from tunehouse.provenance import environment
@@ -437,17 +448,20 @@ def _recorder(spec: Spec, prep: _Prepared, exp_id: str, resume: Resume | None,
     if spec.path is not None:
         env["spec_path"] = str(spec.path)  # where `resume` finds a relative data path again
     recorder = ExperimentRecorder(CatalogWriter(prep.store, exp_id),
-                                  describe(spec, prep.dataset, exp_id, env, parent_id=parent_id, warm_start=warm))
+                                  describe(spec, prep.dataset, exp_id, env, parent_id=parent_id, warm_start=warm,
+                                           price_per_cpu_hour=price))
     recorder.writer.experiment["contract"] = _contract(prep.dataset, prep.splits)
     if resume is not None:
         recorder.carry_over(resume.history.finished)
+        recorder.earlier = resume.spent
         if resume.started_at is not None:
             recorder.writer.experiment["started_at"] = resume.started_at
     return recorder
 
 
 def describe(spec: Spec, dataset: Any, experiment_id: str, environment: dict[str, str], *,
-             parent_id: str | None = None, warm_start: dict[str, Any] | None = None) -> RunInfo:
+             parent_id: str | None = None, warm_start: dict[str, Any] | None = None,
+             price_per_cpu_hour: float | None = None) -> RunInfo:
     """A run's record for the catalog, as plain values (the catalog never sees the spec)."""
     X = getattr(dataset, "X", None)  # what a model of this run takes and returns
     return RunInfo(
@@ -462,6 +476,7 @@ def describe(spec: Spec, dataset: Any, experiment_id: str, environment: dict[str
         target=getattr(dataset, "target", None) if spec.task != "clustering" else None,
         classes=getattr(dataset, "classes", None), positive_class=getattr(dataset, "positive_class", None),
         max_resource=spec.max_resource, parent_id=parent_id, warm_start=warm_start,
+        price_per_cpu_hour=price_per_cpu_hour,
     )
 
 
@@ -583,6 +598,7 @@ def resume(
     backend: Backend | None = None,
     stop: StopSignal | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    price_per_cpu_hour: float | str | None = None,
 ) -> RunResult:
     """Continue an experiment whose driver died or was stopped, from what the catalog holds.
 
@@ -591,7 +607,8 @@ def resume(
     ray#28082): finished trials (terminated or error) are kept and not run again; trials that
     never finished run again under their ids; the search algorithm plans the rest from that
     history (``tunehouse.search``). The data must be unchanged (same fingerprint).
-    ``on_progress`` is ``run``'s; its snapshots count the earlier trials too.
+    ``on_progress`` and ``price_per_cpu_hour`` are ``run``'s; its snapshots count the earlier
+    trials too, and its driver CPU and wall time add to the earlier runs' recorded ones.
 
     Raises:
         CatalogError: no such experiment.
@@ -618,9 +635,16 @@ def resume(
         else:
             history.unfinished.setdefault(config_key(t.params), []).append(t.trial_id)
     return run(spec, address=address, catalog=uri, experiment_id=exp_id, callbacks=callbacks,
-               resume=Resume(history, exp.get("dataset_fingerprint"), exp.get("started_at"), warm),
+               resume=Resume(history, exp.get("dataset_fingerprint"), exp.get("started_at"), warm,
+                             (_spent(exp.get("cpu_hours_driver")), _spent(exp.get("wall_s")))),
                connect_timeout=connect_timeout, backend=backend, stop=stop, on_progress=on_progress,
+               price_per_cpu_hour=price_per_cpu_hour,
                parent_id=exp["parent_id"] if isinstance(exp.get("parent_id"), str) else None)
+
+
+def _spent(v: Any) -> float:
+    """An earlier run's recorded figure (0 when it recorded none: before the columns existed)."""
+    return float(v) if isinstance(v, (int, float)) and v == v else 0.0
 
 
 def recorded_spec(exp: dict[str, Any]) -> Spec:

@@ -197,10 +197,9 @@ def _refit(exp: dict[str, Any], spec: Any, payload: Any, params: dict[str, Any],
 
     if not spec.model.is_function:
         return refit(payload, params, resource)
-    from tunehouse.models import add_function_dirs
+    from tunehouse.recorded import function_dirs
 
-    spec_path = dict(exp.get("environment") or {}).get("spec_path")
-    add_function_dirs(Path(spec_path).parent if spec_path else None)  # where the run imported it
+    function_dirs(exp)  # where the run imported it
     try:
         model = refit(payload, params, resource)
     except ImportError as e:
@@ -267,21 +266,18 @@ def _checkpoint_model(cat: Any, row: dict[str, Any], *, load: bool = True) -> An
 
 
 def _spec(exp: dict[str, Any]) -> Any:
-    """The experiment's spec, its data path the absolute one the run resolved."""
-    from tunehouse.spec import parse_spec
+    """The experiment's spec (``recorded.experiment_spec``)."""
+    from tunehouse.recorded import experiment_spec
 
-    spec = parse_spec(exp["spec_text"], file=f"<spec of {exp['experiment_id']}>")
-    if spec.data.path is not None:
-        spec = spec.override({"data.path": exp.get("dataset_source") or ""})
-    return spec
+    return experiment_spec(exp)
 
 
 def _data(exp: dict[str, Any], spec: Any = None):
     """Load the experiment's data (refused if its fingerprint changed) and split it as the run did."""
-    from tunehouse.data import load_split
+    from tunehouse.recorded import experiment_data
 
     spec = spec if spec is not None else _spec(exp)
-    dataset, splits = load_split(spec)  # the rows and the split the run used
+    dataset, splits = experiment_data(spec)  # the rows and the split the run used
     if dataset.fingerprint != exp["dataset_fingerprint"]:
         raise ExportError(
             f"the data changed since the experiment ran ({dataset.source}: fingerprint "
@@ -524,6 +520,7 @@ def _model_card(cat: Any, exp: dict[str, Any], row: dict[str, Any], meta: dict[s
         f"- Search: {exp['algorithm']}{f' ({s})' if isinstance(s := exp.get('sampler'), str) else ''}, "
         f"{exp['trials_done']} trials finished, "
         f"{exp['trials_failed']} failed; objective: {mode} `{obj}`",
+        f"- Cost of the search: {_card_cost(cat, exp)}",
         *_card_data(meta),
         f"- Model: {'refitted on all training rows' if meta['refit'] else 'the checkpointed model of the trial'}",
         *_card_resource(meta),
@@ -555,6 +552,14 @@ def _model_card(cat: Any, exp: dict[str, Any], row: dict[str, Any], meta: dict[s
     for _, r in runners.iterrows():
         lines.append(f"| {r.trial_id} | {r[obj]:.4g} | " + " | ".join(str(r[p]) for p in params) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _card_cost(cat: Any, exp: dict[str, Any]) -> str:
+    """The search's CPU-hours, wall time and (priced) cost (``costs.search_cost``)."""
+    from tunehouse.costs import cost_line
+    from tunehouse.report import search_costs
+
+    return cost_line(search_costs(cat, exp, cat.trials(exp, raw=True)))
 
 
 def _card_data(meta: dict[str, Any]) -> list[str]:

@@ -109,6 +109,7 @@ class RunInfo:
     parent_id: str | None = None  # tunehouse continue: the experiment this one continues
     warm_start: dict[str, Any] | None = None  # {"sources": [ids], "first": [configs]}: a warm start's inputs
     objectives: dict[str, str] | None = None  # a multi-objective search: each objective's mode, in order
+    price_per_cpu_hour: float | None = None  # what a CPU-hour costs (costs.price_per_cpu_hour), if priced
 
     def mode_of(self, metric: str) -> str:
         """A reported metric's direction: the spec's mode, else the registry's ('_std' too)."""

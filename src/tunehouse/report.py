@@ -503,14 +503,42 @@ NOISE_RULE = ("|best A - best B| <= the larger of the two best trials' fold-to-f
               "deviations (<objective>_std)")
 
 
-def compare(catalog: Catalog, experiments: list[str]) -> list[dict[str, Any]]:
+def search_costs(catalog: Catalog, exp: dict[str, Any], raw: Any = None, price: float | None = None) -> dict[str, Any]:
+    """An experiment's ``costs.search_cost`` figures, priced by ``price`` (after the fact) or the
+    run's recorded price, the gain measured from its first trial (``Catalog.first_values``). An
+    experiment recorded before the cost columns existed gets its trials' CPU seconds summed."""
+    from tunehouse.costs import search_cost
+
+    row = dict(exp)
+    if row.get("cpu_hours_trials") is None and raw is not None and not raw.empty:
+        row["cpu_hours_trials"] = float(raw["cpu_s"].fillna(0).sum()) / 3600.0
+    first = catalog.first_values(exp["experiment_id"]).get(exp["experiment_id"])
+    return search_cost(row, price=price, first_value=first)
+
+
+def cost_columns(catalog: Catalog, df: pd.DataFrame, price: float | None = None) -> pd.DataFrame:
+    """The ``experiments`` listing with ``cpu_h``, ``wall_s``, ``cost`` and ``cost_per_point``
+    (``costs.search_cost``; ``price`` prices every row after the fact)."""
+    from tunehouse.costs import search_cost
+
+    if df.empty:
+        return df
+    first = catalog.first_values()
+    figures = [search_cost(r, price=price, first_value=first.get(r["experiment_id"])) for r in df.to_dict("records")]
+    return df.assign(cpu_h=[f["cpu_hours"] for f in figures], wall_s=[f["wall_s"] for f in figures],
+                     price_per_cpu_hour=[f["price_per_cpu_hour"] for f in figures],
+                     cost=[f["cost"] for f in figures], cost_per_point=[f["cost_per_point"] for f in figures])
+
+
+def compare(catalog: Catalog, experiments: list[str], price: float | None = None) -> list[dict[str, Any]]:
     """Experiments side by side; each row is compared with the first.
 
     Each row: id, name, status, objective and mode, best value, its spread over the CV folds
     (the best trial's ``<objective>_std``), best trial and params, trials done / failed /
     planned, CPU-hours (summed trial CPU seconds), wall time, data fingerprint, and against
     the first experiment: ``same_data``, ``delta`` and ``within_noise`` (``NOISE_RULE``; None
-    when a spread is unknown, e.g. a hold-out evaluation, or the objectives differ).
+    when a spread is unknown, e.g. a hold-out evaluation, or the objectives differ). With a
+    price (``price``, else the run's), ``cost`` and ``cost_per_point`` (``search_costs``).
     """
     rows = []
     for e in experiments:
@@ -521,13 +549,15 @@ def compare(catalog: Catalog, experiments: list[str]) -> list[dict[str, Any]]:
         if p.best_trial_id is not None:
             metrics = dict(raw.loc[raw.trial_id == p.best_trial_id, "metrics"].iloc[0] or [])
             best_std = _finite(metrics.get(f"{p.objective}_std"))
-        cpu = float(raw["cpu_s"].fillna(0).sum()) if not raw.empty else 0.0
+        costs = search_costs(catalog, exp, raw, price)
         rows.append({
             "experiment_id": exp["experiment_id"], "name": exp.get("name"), "status": p.status,
             "objective": p.objective, "mode": p.mode, "best_value": p.best_value, "best_std": best_std,
             "best_trial_id": p.best_trial_id, "best_params": p.best_params, "trials_done": p.done,
-            "trials_failed": p.failed, "trials_total": p.total, "cpu_hours": cpu / 3600.0,
-            "wall_s": p.elapsed_s, "dataset_fingerprint": exp.get("dataset_fingerprint"),
+            "trials_failed": p.failed, "trials_total": p.total, "cpu_hours": costs["cpu_hours"] or 0.0,
+            "wall_s": costs["wall_s"] if costs["wall_s"] is not None else p.elapsed_s,
+            "price_per_cpu_hour": costs["price_per_cpu_hour"], "cost": costs["cost"],
+            "cost_per_point": costs["cost_per_point"], "dataset_fingerprint": exp.get("dataset_fingerprint"),
         })
     ref = rows[0] if rows else None
     for r in rows:
@@ -552,6 +582,8 @@ def compare_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """``compare``'s rows turned side by side: one column per experiment, one row per field."""
     import pandas as pd
 
+    from tunehouse.costs import money
+
     fields = {
         "name": lambda r: r["name"], "status": lambda r: r["status"],
         "objective": lambda r: f"{r['mode']} {r['objective']}",
@@ -562,6 +594,7 @@ def compare_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
         "trials done / failed / planned": lambda r: f"{r['trials_done']} / {r['trials_failed']} / "
         + ("?" if r["trials_total"] is None else str(r["trials_total"])),
         "CPU-hours": lambda r: f"{r['cpu_hours']:.4g}", "wall time": lambda r: _duration(r["wall_s"]),
+        "cost": lambda r: money(r.get("cost")), "cost per point gained": lambda r: money(r.get("cost_per_point")),
         "data fingerprint": lambda r: f"{str(r['dataset_fingerprint'])[:16]}"
         + ("" if r["same_data"] else " (different)"),
         "delta vs first": lambda r: "-" if r["delta"] is None else f"{r['delta']:+.4g}",
@@ -603,6 +636,7 @@ class _Story:
     iterations: Any
     progress: Progress
     study: Any  # an in-memory Optuna study rebuilt from the trials
+    costs: dict[str, Any]  # costs.search_cost's figures
 
     @property
     def label(self) -> str:
@@ -613,7 +647,8 @@ class _Story:
         return "exp-" + "".join(c if c.isalnum() else "-" for c in self.exp["experiment_id"])
 
 
-def build_report(catalog: Catalog, experiments: list[str], out: str | os.PathLike[str]) -> Path:
+def build_report(catalog: Catalog, experiments: list[str], out: str | os.PathLike[str], *,
+                 price: float | None = None) -> Path:
     """Write one self-contained HTML file about experiments, built from the catalog alone.
 
     Works for finished and running experiments, on a local or ``s3://`` catalog. Figures are
@@ -621,6 +656,7 @@ def build_report(catalog: Catalog, experiments: list[str], out: str | os.PathLik
     has the plot, plotly's otherwise; plotly.js is inlined once, so the file opens offline and
     makes no network request. Several experiments: their optimization histories overlaid and a
     side-by-side comparison first, then a section each. The file is written atomically.
+    ``price`` prices the searches' CPU-hours after the fact (default: each run's recorded price).
 
     Returns:
         ``out`` as a Path.
@@ -633,11 +669,11 @@ def build_report(catalog: Catalog, experiments: list[str], out: str | os.PathLik
     if not experiments:
         raise CatalogError("report: name at least one experiment")
     with _quiet_optuna():
-        stories = [_story(catalog, e) for e in experiments]
+        stories = [_story(catalog, e, price) for e in experiments]
         figs = _Figures()
         body = [_contents(stories)]
         if len(stories) > 1:
-            body.append(_overview(catalog, stories, figs))
+            body.append(_overview(catalog, stories, figs, price))
         body += [_section(s, figs) for s in stories]
     title = "tunehouse report: " + ", ".join(s.exp["experiment_id"] for s in stories)
     out = Path(out)
@@ -645,12 +681,13 @@ def build_report(catalog: Catalog, experiments: list[str], out: str | os.PathLik
     return out
 
 
-def _story(catalog: Catalog, experiment: str) -> _Story:
+def _story(catalog: Catalog, experiment: str, price: float | None = None) -> _Story:
     exp = catalog.experiment(experiment)
     raw = catalog.trials(exp, raw=True)
     wide = catalog.trials(exp)
     iterations = catalog.iterations(exp["experiment_id"])
-    return _Story(exp, raw, wide, iterations, _progress(exp, raw), _study(exp, raw))
+    return _Story(exp, raw, wide, iterations, _progress(exp, raw), _study(exp, raw),
+                  search_costs(catalog, exp, raw, price))
 
 
 class _quiet_optuna:
@@ -912,8 +949,8 @@ def _contents(stories: list[_Story]) -> str:
             f"a running experiment shows its state at that moment</p><ul>{items}</ul></header>")
 
 
-def _overview(catalog: Catalog, stories: list[_Story], figs: _Figures) -> str:
-    rows = compare(catalog, [s.exp["experiment_id"] for s in stories])
+def _overview(catalog: Catalog, stories: list[_Story], figs: _Figures, price: float | None = None) -> str:
+    rows = compare(catalog, [s.exp["experiment_id"] for s in stories], price)
     table = compare_table(rows)
     verdicts = "".join(f"<li>{_esc(compare_verdict(r, rows[0]))}</li>" for r in rows[1:])
     return (f'<section id="overview"><h2>Side by side</h2>{figs.html(_overlay(stories), height=500)}'
@@ -929,6 +966,8 @@ def _section(s: _Story, figs: _Figures) -> str:
 
 
 def _facts(s: _Story) -> str:
+    from tunehouse.costs import cost_line
+
     e, p = s.exp, s.progress
     cpu = float(s.raw["cpu_s"].fillna(0).sum()) if not s.raw.empty else 0.0
     wall = float(s.raw["wall_s"].fillna(0).sum()) if not s.raw.empty else 0.0
@@ -947,6 +986,7 @@ def _facts(s: _Story) -> str:
         ("test metrics of the refitted best", _params_text(dict(e.get("test_metrics") or []), limit=20) or "none"),
         ("started / ended", f"{_when(e.get('started_at'))} / {_when(e.get('ended_at'))} ({_duration(p.elapsed_s)})"),
         ("compute", f"{cpu / 3600.0:.4f} CPU-hours (trials' CPU seconds summed), {wall / 3600.0:.4f} trial wall-hours"),
+        ("cost", cost_line(s.costs)),
         ("cluster", f"{e.get('cluster_cpus')} CPUs on {e.get('cluster_nodes')} node(s)"),
     ]
     rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in facts)

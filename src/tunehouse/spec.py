@@ -310,6 +310,13 @@ class CheckpointsSpec(_Model):
         return self
 
 
+class CostSpec(_Model):
+    """What a CPU-hour costs, to price a search (``--price-per-cpu-hour`` and
+    ``TUNEHOUSE_PRICE_PER_CPU_HOUR`` take precedence). Not part of the spec hash: it changes no result."""
+
+    per_cpu_hour: FiniteFloat = Field(gt=0, description="Price of one CPU-hour, in your currency (e.g. 0.05).")
+
+
 class Spec(_Model):
     """A whole experiment, as written in ``search_spaces/*.yaml``."""
 
@@ -331,6 +338,7 @@ class Spec(_Model):
     refit: bool = Field(True, description="Exports refit the chosen trial on all training rows.")
     checkpoints: CheckpointsSpec = Field(
         default_factory=CheckpointsSpec, description="Checkpoint retention after the run (default: keep all).")
+    cost: CostSpec | None = Field(None, description="Price a search's CPU-hours: {per_cpu_hour: 0.05}.")
 
     _path: Path | None = PrivateAttr(None)  # the file, resolved (relative data paths start there)
     _file: str = PrivateAttr("")  # the file as the user named it (what error messages show)
@@ -548,6 +556,7 @@ class Spec(_Model):
             del data["failure"]
         if self.checkpoints == CheckpointsSpec():
             del data["checkpoints"]
+        del data["cost"]  # a price changes no result: the same search under any price
         if self.resources.memory_mb is None:
             del data["resources"]["memory_mb"]
         if self.search.early_stopping is None:

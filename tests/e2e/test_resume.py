@@ -188,10 +188,16 @@ def test_sigterm_stops_and_bayes_resume_finishes_the_budget(tmp_path):
     before = cat.trials(exp_id)
     assert "running" not in set(before.status)  # in-flight trials were closed as stopped
     done_before = set(before[before.status == "terminated"].trial_id)
+    stopped = cat.experiment(exp_id)  # the stopped run recorded what it spent
+    assert stopped["wall_s"] > 0 and stopped["cpu_hours_driver"] > 0
 
     res = _cli("resume", exp_id, "--catalog", uri, "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     df = Catalog(uri).trials(exp_id)
     assert len(df) == 10 and df.trial_id.is_unique and set(df.status) == {"terminated"}
     assert done_before <= set(df.trial_id)
-    assert Catalog(uri).experiment(exp_id)["status"] == "completed"
+    exp = Catalog(uri).experiment(exp_id)
+    assert exp["status"] == "completed"
+    # the resumed run adds its driver CPU and wall time; the trials' CPU is every final row's
+    assert exp["wall_s"] > stopped["wall_s"] and exp["cpu_hours_driver"] > stopped["cpu_hours_driver"]
+    assert exp["cpu_hours_trials"] == pytest.approx(df.cpu_s.sum() / 3600.0, rel=1e-9)

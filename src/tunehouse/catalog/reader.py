@@ -276,6 +276,20 @@ class Catalog:
         return df.sort_values("decided_at", ascending=False, ignore_index=True)
 
     # -- SQL ------------------------------------------------------------------------------------
+    def first_values(self, experiment_id: str | None = None) -> dict[str, float]:
+        """Each experiment's first trial's objective value: the earliest-started finished trial
+        it ran itself (not one a warm start reused); what ``costs.search_cost`` measures the
+        gain from. One SQL statement over every experiment (or ``experiment_id`` alone)."""
+        where = "" if experiment_id is None else f" and experiment_id = '{experiment_id.replace(chr(39), '')}'"
+        try:
+            df = self.sql(
+                "select experiment_id, objective_value from trials where status in ('terminated', 'early_stopped')"
+                f" and isfinite(objective_value) and reused_from is null{where} qualify row_number() over "
+                "(partition by experiment_id order by started_at, trial_id) = 1").df()
+        except CatalogError:
+            return {}  # no trials yet
+        return {str(r.experiment_id): float(r.objective_value) for r in df.itertuples()}
+
     def sql(self, query: str):
         """Run DuckDB SQL over views ``experiments``, ``trials``, ``iterations`` (latest rows).
 

@@ -64,7 +64,13 @@ EXPERIMENTS = pa.schema(
         ("parent_id", pa.string()),  # tunehouse continue: the experiment this one continues (lineage)
         ("warm_start", pa.string()),  # JSON {"sources": [ids], "first": [configs run first]}: what resume replans
         ("objectives", pa.list_(pa.string())),  # a multi-objective (Pareto) search's objectives; else null
-        ("contract", pa.string()),  # JSON: the data contract inferred from the data set (tunehouse.contract)
+        ("contract", pa.string()),  # JSON: the data contract of the training rows (tunehouse.contract)
+        # what the search cost (set when a run ends; a resumed run adds its own): costs.search_cost
+        ("cpu_hours_trials", pa.float64()),  # the trials' CPU seconds summed (reused trials not), in hours
+        ("cpu_hours_driver", pa.float64()),  # the driver process's CPU time over its run(s)
+        ("wall_s", pa.float64()),  # from the run's start to its end (a resumed run's time added)
+        ("price_per_cpu_hour", pa.float64()),  # --price-per-cpu-hour, $TUNEHOUSE_PRICE_PER_CPU_HOUR or cost:
+        ("cost", pa.float64()),  # (cpu_hours_trials + cpu_hours_driver) x price_per_cpu_hour
     ]
 )
 

@@ -179,6 +179,12 @@ class ExperimentRecorder:
         self.best_trial: str | None = None
         self.best_status: str | None = None
         self.started = now()
+        # what the search costs: its trials' CPU, and this driver's CPU and wall time from
+        # ``run_t0`` / ``cpu_t0`` (the driver sets its run's start); ``earlier``: a resumed run's
+        # recorded (driver CPU-hours, wall seconds)
+        self.trial_cpu_s = 0.0
+        self.run_t0, self.cpu_t0 = time.time(), time.process_time()
+        self.earlier = (0.0, 0.0)
         self.front: list[TrialRecord] = []  # a multi-objective search's Pareto front so far
         writer.experiment = {
             "experiment_id": writer.experiment_id,
@@ -224,12 +230,16 @@ class ExperimentRecorder:
         """Count afresh from ``records`` (all the experiment's trials, as the catalog holds them)."""
         self.done = self.failed = self.early_stopped = 0
         self.best_value = self.best_trial = self.best_status = None
+        self.trial_cpu_s = 0.0
         self.front = []
         self.carry_over(records)
 
     def _count(self, record: Any) -> None:
         value = record.metrics.get(self.info.objective)
         status = record.status
+        cpu = (record.usage or {}).get("cpu_s")
+        if not getattr(record, "reused_from", None) and isinstance(cpu, (int, float)) and math.isfinite(cpu):
+            self.trial_cpu_s += float(cpu)  # a reused trial's CPU was spent by its own experiment
         if status == "error":
             self.failed += 1
         elif status in _RANK:
@@ -319,11 +329,22 @@ class ExperimentRecorder:
         self.writer.set_experiment(
             status=status,
             ended_at=now(),
+            **self.spent(),
             test_metrics=num_map(test_metrics),
             error=error,
             stop_reason=stop_reason,
         )
         self.writer.flush()
+
+    def spent(self) -> dict[str, Any]:
+        """What the search cost so far: the experiments row's cost columns (``costs.search_cost``)."""
+        from tunehouse.costs import search_cost
+
+        driver_h = self.earlier[0] + (time.process_time() - self.cpu_t0) / 3600.0
+        row = {"cpu_hours_trials": self.trial_cpu_s / 3600.0, "cpu_hours_driver": driver_h,
+               "wall_s": self.earlier[1] + (time.time() - self.run_t0),
+               "price_per_cpu_hour": self.info.price_per_cpu_hour}
+        return {**row, "cost": search_cost(row)["cost"]}
 
     def _trial_row(self, trial_id: str, status: str, params: dict[str, Any], **kw: Any) -> dict[str, Any]:
         as_json, numeric = encode_params(params)
