@@ -109,3 +109,36 @@ def test_unknown_job_is_one_line(cluster):
     out = _cli(cluster, "jobs", "status", "no-such-job", "--address", cluster["RAY_API_SERVER_ADDRESS"])
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "no such job" in out.stderr
+
+
+def test_a_retrain_submitted_as_a_job_promotes_on_the_cluster(cluster, tmp_path):
+    """`submit --retrain TAG --data FILE --wait`: the new file travels with the job, the child
+    search runs on the cluster, and the tag moves when the challenger wins."""
+    def rows(flip: int) -> str:
+        return "a,b,label\n" + "".join(f"{i},{(i * 7) % 11},{int((i % 3 == 0) != bool(flip))}\n" for i in range(90))
+
+    (tmp_path / "old.csv").write_text(rows(0))
+    (tmp_path / "flipped.csv").write_text(rows(1))  # the relationship inverted: the champion is wrong
+    spec = tmp_path / "retrain.yaml"
+    spec.write_text(
+        "name: cluster-retrain\ntask: classification\ndata: {path: old.csv, target: label}\n"
+        "model: sklearn.tree.DecisionTreeClassifier\nmetrics: [accuracy]\nevaluation: {cv: 3, test_size: 0.3}\n"
+        "search: {algorithm: grid}\nspace: {max_depth: {type: grid, values: [2, 4]}}\n")
+    cat = tmp_path / "catalog"
+    env = {**cluster}
+    out = _cli(env, "submit", str(spec), "--address", cluster["RAY_API_SERVER_ADDRESS"], "--catalog", str(cat),
+               "--wait", "--env", f"TMPDIR={tmp_path}")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    exp = Catalog(cat).experiments().iloc[0].experiment_id
+    ex = _cli(env, "export", exp, "--out", str(tmp_path / "champ"), "--tag", "prod", "--catalog", str(cat))
+    assert ex.returncode == 0, ex.stderr
+    job = _cli(env, "submit", "--retrain", "prod", "--data", str(tmp_path / "flipped.csv"), "--address",
+               cluster["RAY_API_SERVER_ADDRESS"], "--catalog", str(cat), "--wait", "--env", f"TMPDIR={tmp_path}")
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+    assert "promoted: accuracy champion" in job.stdout and job.stdout.rstrip().endswith("SUCCEEDED")
+    c = Catalog(cat)
+    (row,) = c.promotions(tag="prod").itertuples()
+    assert row.decision == "promoted" and row.challenger_score > row.champion_score
+    child = c.experiment(row.challenger_experiment_id)
+    assert child["parent_id"] == exp and child["cluster_nodes"] == 3
+    assert c.exports(tag="prod").iloc[0].experiment_id == row.challenger_experiment_id
