@@ -98,3 +98,11 @@ def test_an_experiment_without_a_contract_is_one_line(tmp_path):
         load_contract("e1", Catalog(str(tmp_path / "cat")))
     with pytest.raises(InputError, match="no experiment 'e2'"):
         load_contract("e2", Catalog(str(tmp_path / "cat")))
+
+
+def test_columns_the_spec_drops_or_does_not_list_are_not_extra():
+    X = frame(0)
+    assert infer(X, ignore=["customer_id"]).check(X.assign(customer_id=1)).ok
+    assert infer(X, listed=True).check(X.assign(anything=1)).ok
+    (p,) = infer(X).check(X.assign(customer_id=1)).problems
+    assert p.kind == "extra_column" and p.column == "customer_id"

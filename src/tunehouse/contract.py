@@ -119,14 +119,18 @@ def _shares(values: np.ndarray, edges: list[float]) -> list[float]:
 
 
 def infer(X: pd.DataFrame, y: pd.Series | None = None, *, target: str | None = None,
-          classes: list[Any] | None = None) -> Contract:
+          classes: list[Any] | None = None, ignore: list[str] | None = None,
+          listed: bool = False) -> Contract:
     """The contract of the rows ``X`` (features) and ``y`` (the target, label-encoded with
-    ``classes`` for classification: the contract keeps the labels)."""
+    ``classes`` for classification: the contract keeps the labels). ``ignore``: source columns
+    the spec drops (``data.drop``), never extra; ``listed``: the spec lists its features
+    (``data.features``), so no other column is extra."""
     columns = {str(c): _column(X[c]) for c in X.columns}
     if y is not None and target is not None:
         labels = y if classes is None else pd.Series(np.asarray(classes, dtype=object)[y.to_numpy()], index=y.index)
         columns[target] = {**_column(labels.infer_objects()), "target": True}
-    return Contract({"version": VERSION, "rows": len(X), "target": target, "columns": columns})
+    return Contract({"version": VERSION, "rows": len(X), "target": target, "columns": columns,
+                     "ignore": list(ignore or []), "listed": bool(listed)})
 
 
 class Contract:
@@ -167,9 +171,10 @@ class Contract:
                                         {"expected": col["dtype"], "found": str(frame[name].dtype)}))
                 continue
             checked[name] = col
-        if extra:
+        if extra and not self.data.get("listed"):
+            known = {*self.columns, *self.data.get("ignore", []), target}
             problems += [Problem("extra_column", str(c), f"column {c!r} is not in the contract")
-                         for c in frame.columns if str(c) not in self.columns and str(c) != target]
+                         for c in frame.columns if str(c) not in known]
         problems += _validate(frame, checked)
         problems += [p for name, col in checked.items() if (p := _drift(name, col, frame[name])) is not None]
         return CheckResult(len(frame), problems)

@@ -421,11 +421,13 @@ def _warm_record(sources: list[str] | None, history: History, resume: Resume | N
     return {"sources": list(sources), "first": history.first}
 
 
-def _contract(dataset: Any, splits: Any) -> str:
+def _contract(spec: Spec, dataset: Any, splits: Any) -> str:
     """The data contract of the run's training rows (``tunehouse.contract``), as JSON."""
     from tunehouse.contract import infer
 
-    return infer(splits.X_train, splits.y_train, target=dataset.target, classes=dataset.classes).to_json()
+    data = spec.data
+    return infer(splits.X_train, splits.y_train, target=dataset.target, classes=dataset.classes,
+                 ignore=getattr(data, "drop", None), listed=getattr(data, "features", None) is not None).to_json()
 
 
 def _record_reused(recorder: ExperimentRecorder, history: History) -> None:
@@ -450,7 +452,7 @@ def _recorder(spec: Spec, prep: _Prepared, exp_id: str, resume: Resume | None,
     recorder = ExperimentRecorder(CatalogWriter(prep.store, exp_id),
                                   describe(spec, prep.dataset, exp_id, env, parent_id=parent_id, warm_start=warm,
                                            price_per_cpu_hour=price))
-    recorder.writer.experiment["contract"] = _contract(prep.dataset, prep.splits)
+    recorder.writer.experiment["contract"] = _contract(spec, prep.dataset, prep.splits)
     if resume is not None:
         recorder.carry_over(resume.history.finished)
         recorder.earlier = resume.spent
