@@ -171,12 +171,7 @@ def run(
     backend = backend or backend_for(address, connect_timeout=connect_timeout)
     if resume is not None and warm_start:
         raise RunError("a resumed experiment keeps the trials it reused; warm_start is for a new one")
-    if warm_start:  # a mistyped source fails before Ray starts; the ids are recorded
-        from tunehouse.catalog import Catalog
-        from tunehouse.warm import source_experiment
-
-        sources = Catalog(catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG))
-        warm_start = list(dict.fromkeys(source_experiment(sources, s)["experiment_id"] for s in warm_start))
+    warm_start = _warm_sources(warm_start, catalog)
     prep = _start(spec, catalog, backend, stop, clock)
     history = resume.history if resume else _warm_history(spec, prep, warm_start, "--spec" if parent_id else None)
     exp_id = _experiment_id(spec, prep, experiment_id, resume)
@@ -213,6 +208,18 @@ def run(
         final_progress(done.status, done.trials)
         _tidy(spec, recorder, done, clock)
     return _result(spec, exp_id, prep, recorder.info, backend, clock, done)
+
+
+def _warm_sources(warm_start: list[str] | None, catalog: Any) -> list[str] | None:
+    """The warm start's source experiment ids, resolved before Ray starts (a mistyped source
+    fails first); the ids are what the experiment row records."""
+    if not warm_start:
+        return warm_start
+    from tunehouse.catalog import Catalog
+    from tunehouse.warm import source_experiment
+
+    sources = Catalog(catalog or os.environ.get("TUNEHOUSE_CATALOG", DEFAULT_CATALOG))
+    return list(dict.fromkeys(source_experiment(sources, s)["experiment_id"] for s in warm_start))
 
 
 @dataclass
