@@ -26,6 +26,27 @@ def test_grid_runs_exactly_the_product(ray_session, tmp_path):
     assert set(result.test_metrics) == {"rmse", "mae", "r2"}
 
 
+def test_a_fixed_size_ray_keeps_few_trials_waiting_and_tune_imports_no_integrations(ray_session, tmp_path):
+    """On a Ray of fixed size Tune keeps twice the trials that fit waiting (its own default
+    created all 24 grid trials and their placement groups before the first ran), the setting
+    ends with the search, and Tune's callback telemetry imported no W&B/MLflow integration."""
+    import sys
+
+    from ray.tune import Callback
+
+    class Waiting(Callback):
+        most = 0
+
+        def on_step_begin(self, iteration, trials, **info):
+            Waiting.most = max(Waiting.most, sum(t.status == "PENDING" for t in trials))
+
+    result = run(load_spec(SPECS / "diabetes_linear_grid.yaml"), catalog=tmp_path, callbacks=[Waiting()])
+    assert len(result.trials) == 24
+    assert 1 <= Waiting.most <= 4  # 2 CPUs, 1 per trial
+    assert "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ
+    assert "ray.air.integrations.mlflow" not in sys.modules and "ray.air.integrations.wandb" not in sys.modules
+
+
 def _configs(result):
     return sorted(tuple(sorted(t.params.items())) for t in result.trials)
 

@@ -9,12 +9,13 @@ models, search or where Ray runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -279,7 +280,7 @@ def _search(done: _Done, spec: Spec, prep: _Prepared, tuner: Any, plan: Plan, ba
     """Tune, pick the best, refit it and score the test rows, filling ``done`` as it goes."""
     from tunehouse.search import algorithm
 
-    done.trials = _tune(tuner, plan, backend, tracker, recorder, history, clock)
+    done.trials = _tune(tuner, spec, plan, backend, tracker, recorder, history, clock)
     done.told = None if backend.remote_loop else algorithm(spec.search.algorithm).told(plan)
     done.stop_reason = _stop_reason(tracker.limits, len(history.finished) + plan.num_samples, done.trials)
     done.best = best_of(done.trials, spec.objective.name, spec.mode)
@@ -497,12 +498,15 @@ def _tuner(spec: Spec, plan: Plan, prep: _Prepared, backend: Backend, tracker: T
     from tunehouse.errors import SpecError
     from tunehouse.spec import locate
     from tunehouse.trainable import tune_trainable
-    from tunehouse.tune_hooks import CatalogCallback, LimitStopper
+    from tunehouse.tune_hooks import (
+        CatalogCallback,
+        LimitStopper,
+        count_callbacks_by_name,
+        keep_starting_actors,
+    )
 
-    # one bundle per trial: CPUs, GPUs and any custom resources (placement on tagged nodes)
-    bundle = {"CPU": spec.resources.cpus, "GPU": spec.resources.gpus, **spec.resources.custom}
-    if spec.resources.memory_mb is not None:  # Ray's memory resource is in bytes
-        bundle["memory"] = int(spec.resources.memory_mb * 2**20)
+    count_callbacks_by_name()
+    bundle = _bundle(spec)
     try:
         backend.check_fits(bundle)
     except SpecError as e:
@@ -513,7 +517,8 @@ def _tuner(spec: Spec, plan: Plan, prep: _Prepared, backend: Backend, tracker: T
         tune.with_resources(tune.with_parameters(tune_trainable, payload=prep.payload), resources),
         param_space=plan.param_space,
         tune_config=tune.TuneConfig(
-            metric=spec.objective.name, mode=spec.mode, search_alg=plan.searcher, scheduler=plan.scheduler,
+            metric=spec.objective.name, mode=spec.mode, search_alg=plan.searcher,
+            scheduler=keep_starting_actors(plan.scheduler),
             num_samples=plan.num_samples, max_concurrent_trials=spec.search.max_concurrent,
             # One actor serves many short trials: actor start-up (imports) costs more than a
             # tabular trial. Resource usage is measured per trial inside it (usage.py).
@@ -530,12 +535,36 @@ def _tuner(spec: Spec, plan: Plan, prep: _Prepared, backend: Backend, tracker: T
     )
 
 
-def _tune(tuner: Any, plan: Plan, backend: Backend, tracker: TrialTracker, recorder: ExperimentRecorder,
-          history: History, clock: _Clock) -> list[TrialRecord]:
+def _bundle(spec: Spec) -> dict[str, float]:
+    """One trial's resources: CPUs, GPUs and any custom resources (placement on tagged nodes)."""
+    bundle = {"CPU": spec.resources.cpus, "GPU": spec.resources.gpus, **spec.resources.custom}
+    if spec.resources.memory_mb is not None:  # Ray's memory resource is in bytes
+        bundle["memory"] = int(spec.resources.memory_mb * 2**20)
+    return bundle
+
+
+@contextlib.contextmanager
+def _pending_trials(limit: int | None) -> Iterator[None]:
+    """``TUNE_MAX_PENDING_TRIALS_PG`` for one ``fit()`` (Tune reads it as its loop starts); a
+    value the user set wins."""
+    name = "TUNE_MAX_PENDING_TRIALS_PG"
+    if limit is None or name in os.environ:
+        yield
+        return
+    os.environ[name] = str(limit)
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+def _tune(tuner: Any, spec: Spec, plan: Plan, backend: Backend, tracker: TrialTracker,
+          recorder: ExperimentRecorder, history: History, clock: _Clock) -> list[TrialRecord]:
     """Run Tune's loop; return every trial of the experiment (a resumed one's earlier ones too)."""
     t_fit = time.perf_counter()
     if plan.num_samples > 0:  # a resumed search may have nothing left but its refit
-        tuner.fit()
+        with _pending_trials(backend.pending_trials(_bundle(spec))):
+            tuner.fit()
     clock.took("tuner_fit", t_fit)
     if tracker.records:
         first = min(r.started_at or 0 for r in tracker.records)

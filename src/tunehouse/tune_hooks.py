@@ -1,16 +1,23 @@
-"""Ray Tune's side of the bookkeeping: its callback and stopper, forwarding to ``tracking``.
+"""Ray Tune's side of the bookkeeping: its callback and stopper, forwarding to ``tracking``, and
+the two places where Tune's own execution is corrected (``keep_starting_actors``,
+``count_callbacks_by_name``).
 
-Imported by the driver once Ray is up (it imports ``ray.tune``). Nothing is decided here:
-``TrialTracker`` and ``SearchLimits`` hold the logic, and a unit test drives them without Ray.
+Imported by the driver once Ray is up (it imports ``ray.tune``). Nothing about the search is
+decided here: ``TrialTracker`` and ``SearchLimits`` hold the logic, and a unit test drives them
+without Ray.
 """
 
 from __future__ import annotations
 
+import collections
+import json
 import logging
 import os
 from typing import Any
 
 from ray.tune import Callback, Stopper
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler
 
 from tunehouse.tracking import SearchLimits, TrialTracker
 
@@ -90,3 +97,85 @@ class LimitStopper(Stopper):
 
     def stop_all(self) -> bool:
         return self.limits.stop_all()
+
+
+class ReuseForWaitingTrials:
+    """FIFO's choice of the next trial to run (Tune's default, and that of its ASHA, HyperBand and
+    median schedulers), except that a pending trial whose own actor is already starting is left
+    to that actor.
+
+    With ``reuse_actors`` Tune gives a free actor to the trial it runs next and kills the actor it
+    had started for that trial (ray#36020, ray#42951). When trials are shorter than an actor's
+    start-up (a worker process and its imports, 2-4 s here), each new actor was killed as it came
+    up and a 2-CPU search ran one trial at a time: 200 trials of 0.1 s on the local service ran in
+    one actor, while Ray started and killed ten others. Choosing the first pending trial whose
+    actor only waits for resources (or that has none) lets a starting actor through; when every
+    pending trial's actor is starting, FIFO's choice stands. Paused trials come after pending
+    ones, as in FIFO. Stateless, so it pickles with the scheduler (Ray Client ships it).
+    """
+
+    def __call__(self, tune_controller: Any) -> Any:
+        trials = tune_controller.get_trials()
+        pending = [t for t in trials if t.status == Trial.PENDING]
+        if not pending:
+            return next((t for t in trials if t.status == Trial.PAUSED), None)
+        inner = getattr(tune_controller, "_tune_controller", tune_controller)  # past Tune's access wrapper
+        try:
+            actor_of = inner._trial_to_actor
+            starting = inner._actor_manager._live_actors_to_ray_actors_resources
+        except AttributeError:  # another Tune: its own choice
+            return pending[0]
+        for trial in pending:
+            actor = actor_of.get(trial)
+            if actor is None or actor not in starting:
+                return trial
+        return pending[0]
+
+
+def keep_starting_actors(scheduler: Any) -> Any:
+    """``scheduler`` (None: Tune's FIFO) choosing its next trial by ``ReuseForWaitingTrials``;
+    a scheduler with a choice of its own is returned unchanged."""
+    scheduler = scheduler if scheduler is not None else FIFOScheduler()
+    if type(scheduler).choose_trial_to_run is FIFOScheduler.choose_trial_to_run:
+        scheduler.choose_trial_to_run = ReuseForWaitingTrials()
+    return scheduler
+
+
+def count_callbacks_by_name() -> None:
+    """Make Tune's callback telemetry count by class name, without importing its integrations.
+
+    Before every search ``tune.run`` tags which callbacks it was given by comparing them with its
+    W&B, MLflow, Comet and Aim callback classes, importing each integration and with it the
+    library behind it: with mlflow installed that was 1.6 s on the driver's main thread before
+    the first trial, whether usage stats are on or off. The same tag (``AIR_CALLBACKS``, class
+    name or Custom[Logger]Callback -> count) is recorded from the names. Idempotent; a Ray
+    without this function is left alone.
+    """
+    try:
+        from ray._common.usage.usage_lib import TagKey, record_extra_usage_tag
+        from ray.air._internal import usage
+        from ray.tune.logger import LoggerCallback
+        from ray.tune.utils.callback import DEFAULT_CALLBACK_CLASSES
+    except ImportError:
+        return
+    if getattr(usage.tag_callbacks, "_tunehouse", False):
+        return
+    builtin = {"WandbLoggerCallback", "MLflowLoggerCallback", "CometLoggerCallback", "AimLoggerCallback",
+               *(c.__name__ for c in DEFAULT_CALLBACK_CLASSES)}
+
+    def tag_callbacks(callbacks: list | None) -> bool:
+        if not callbacks:
+            return False
+        counts: dict[str, int] = collections.defaultdict(int)
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                continue
+            name = type(cb).__name__
+            counts[name if name in builtin else
+                   "CustomLoggerCallback" if isinstance(cb, LoggerCallback) else "CustomCallback"] += 1
+        if counts:
+            record_extra_usage_tag(TagKey.AIR_CALLBACKS, json.dumps(counts))
+        return True
+
+    tag_callbacks._tunehouse = True  # type: ignore[attr-defined]
+    usage.tag_callbacks = tag_callbacks

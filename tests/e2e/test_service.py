@@ -36,13 +36,15 @@ OBJECTIVE = textwrap.dedent(
         attempt = len(open(path).read().split())
         if params["hang"] and params["x"] == 0 and attempt == 1:
             time.sleep(120)
+        if params["x"] == params["fail"]:
+            raise ValueError("a planned failure: its actor ends with it")
         time.sleep(0.2)
         return {{"loss": float(params["x"])}}
     """
 )
 
 
-def _spec(d: Path, name: str, *, hang: bool = False, n: int = 4, retries: int = 0) -> Path:
+def _spec(d: Path, name: str, *, hang: bool = False, n: int = 4, retries: int = 0, fail: int = -1) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     (d / "markers").mkdir()
     (d / "svc_objective.py").write_text(OBJECTIVE.format(markers=str(d / "markers")))
@@ -52,7 +54,8 @@ def _spec(d: Path, name: str, *, hang: bool = False, n: int = 4, retries: int = 
         f"name: {name}\ntask: classification\ndata: {{path: rows.csv, target: label}}\n"
         "model: svc_objective:work\nmetrics: [{name: loss, mode: min}]\nevaluation: {holdout: 0.25, test_size: 0}\n"
         f"search: {{algorithm: grid, max_concurrent: 2}}\nfailure: {{max_retries: {retries}}}\n"
-        f"space: {{x: {{type: grid, values: {list(range(n))}}}, hang: {{type: grid, values: [{str(hang).lower()}]}}}}\n"
+        f"space: {{x: {{type: grid, values: {list(range(n))}}}, hang: {{type: grid, values: [{str(hang).lower()}]}}, "
+        f"fail: {{type: grid, values: [{fail}]}}}}\n"
     )
     return spec
 
@@ -148,6 +151,18 @@ def test_up_status_two_searches_a_killed_worker_and_down(tmp_path, env):
         assert len(marker.read_text().split()) == 2  # killed, then retried once
         df = _trials(tmp_path / "cat-killed")
         assert sorted(df.x) == [0, 1, 2] and set(df.status) == {"terminated"}
+
+        # trials far shorter than a new worker's start-up keep both CPUs busy: when trial 2 fails,
+        # its actor ends and a new one starts; a free actor then takes a trial whose own actor only
+        # waits for resources, never the starting one's (tune_hooks.ReuseForWaitingTrials). Tune's
+        # own choice killed each new actor as it came up, and the rest ran in one actor.
+        spec = _spec(tmp_path / "short", "short", n=40, fail=2)
+        _finish(_run(env, spec, tmp_path / "cat-short"))
+        df = _trials(tmp_path / "cat-short")
+        assert len(df) == 40 and sorted(df.status.unique()) == ["error", "terminated"]
+        failed_at = df[df.status == "error"].ended_at.max()
+        after = df[df.started_at > failed_at]
+        assert len(after) >= 30 and after.pid.nunique() == 2, after.pid.value_counts().to_dict()
 
         _, procs = _service_procs(home)
         seen += [(p.pid, p.create_time()) for p in procs]

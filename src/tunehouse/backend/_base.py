@@ -41,7 +41,8 @@ class Backend(abc.ABC):
       initialised it) and fails with one ``RunError`` line; when this process is already
       connected to Ray it uses that connection.
     - Everything that differs between an embedded Ray, an attached cluster and Ray Client
-      lives here and nowhere else: which trials can ever be placed (``check_fits``), whether
+      lives here and nowhere else: which trials can ever be placed (``check_fits``), how many
+      may wait for resources (``pending_trials``), whether
       Tune's loop, and with it the catalog callback, runs in this process (``remote_loop``),
       and how the process ends (``exit``). The driver asks; it never tests the run mode.
     - A backend decides nothing about the search.
@@ -83,6 +84,12 @@ class Backend(abc.ABC):
 
     def check_fits(self, bundle: dict[str, float]) -> None:  # noqa: B027  (optional hook)
         """Refuse (``SpecError``) a trial that can never be placed; a cluster may still grow."""
+
+    def pending_trials(self, bundle: dict[str, float]) -> int | None:
+        """How many trials Tune may keep waiting for resources (``TUNE_MAX_PENDING_TRIALS_PG``);
+        None leaves Tune's own choice: for a grid or random search at least 200, so that an
+        autoscaling cluster sees the demand."""
+        return None
 
     def cluster_cpus(self) -> float:
         import ray

@@ -305,6 +305,7 @@ class LocalService(AttachedCluster):
 
     kind = "local service"
     check_fits = EmbeddedRay.check_fits
+    pending_trials = EmbeddedRay.pending_trials
 
     def __init__(self, state: ServiceState, *, own_signals: bool = False,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
