@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 
@@ -11,6 +12,7 @@ from conftest import SPECS, base_spec
 from tunehouse import load_spec
 from tunehouse.driver import run
 from tunehouse.space import contains, grid_points
+from tunehouse.spec import parse_spec
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +47,27 @@ def test_a_fixed_size_ray_keeps_few_trials_waiting_and_tune_imports_no_integrati
     assert 1 <= Waiting.most <= 4  # 2 CPUs, 1 per trial
     assert "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ
     assert "ray.air.integrations.mlflow" not in sys.modules and "ray.air.integrations.wandb" not in sys.modules
+
+
+def test_max_concurrent_holds_for_grid_and_random(ray_session, tmp_path):
+    """``search.max_concurrent: 1`` runs one trial at a time, in the grid's own order (Tune
+    ignores its ``max_concurrent_trials`` for the variant generator grid and random search use)."""
+    from ray.tune import Callback
+
+    class Running(Callback):
+        most = 0
+
+        def on_step_begin(self, iteration, trials, **info):
+            Running.most = max(Running.most, sum(t.status == "RUNNING" for t in trials))
+
+    for algorithm, space in (("grid", {"max_depth": {"type": "grid", "values": [1, 2, 3, 4]}}), ("random", None)):
+        Running.most = 0
+        search = {"algorithm": algorithm, "max_concurrent": 1, **({"num_samples": 4} if space is None else {})}
+        spec = parse_spec(json.dumps(base_spec(search=search, **({"space": space} if space else {}))))
+        result = run(spec, catalog=tmp_path / algorithm, callbacks=[Running()])
+        assert len(result.trials) == 4 and Running.most == 1, algorithm
+        if space:
+            assert [t.params["max_depth"] for t in sorted(result.trials, key=lambda t: t.started_at)] == [1, 2, 3, 4]
 
 
 def _configs(result):

@@ -99,7 +99,9 @@ def explicit_plan(spec: Spec, points: list[dict[str, Any]], history: History) ->
     adds (a grid's own points are reordered; a random sample's last points give way); every
     finished trial counts as one of the points, so at most ``len(points) - len(finished)``
     run (a warm start's reused trials outside a random sample still use up its budget).
-    Every point sets every parameter, so the param space only names them.
+    Every point sets every parameter, so the param space only names them. The generator itself
+    holds ``search.max_concurrent``: Tune ignores ``max_concurrent_trials`` for a search
+    algorithm that is not a ``Searcher`` (with only a log warning).
     """
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -108,4 +110,5 @@ def explicit_plan(spec: Spec, points: list[dict[str, Any]], history: History) ->
     if history.first:
         points = [*history.first, *remaining(points, history.first)][:len(points)]
     todo = remaining(points, history.finished)[:max(0, len(points) - len(history.finished))]
-    return Plan(BasicVariantGenerator(points_to_evaluate=todo), to_tune(spec.space, grid=False), len(todo))
+    return Plan(BasicVariantGenerator(points_to_evaluate=todo, max_concurrent=spec.search.max_concurrent or 0),
+                to_tune(spec.space, grid=False), len(todo))
