@@ -40,6 +40,12 @@ export RAY_AUTH_MODE=token RAY_USAGE_STATS_ENABLED=0
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+failed() {  # a `ray start` failed: say so with the end of its log (the log stays in --dir)
+  echo "ray start failed (log: $1):" >&2
+  tail -n 15 "$1" >&2
+  exit 1
+}
+
 node_ports() {  # a distinct set of ports for one node
   echo "--node-manager-port=$(free_port) --object-manager-port=$(free_port) \
 --dashboard-agent-listen-port=$(free_port) --dashboard-agent-grpc-port=$(free_port) \
@@ -65,18 +71,24 @@ case "$cmd" in
     [ -x "$py" ] || py=$(dirname "$ray")/python
     [ -x "$py" ] || py=$(command -v python3)
     echo "$py" >"$dir/python"
-    gcs=$(free_port); dash=$(free_port); client=$(free_port)
-    base=$((20000 + RANDOM % 20000))
-    # shellcheck disable=SC2046
-    ports=$(node_ports)
-    # `nodes` lists each node's name and node-manager port: its raylet is the process of this
-    # cluster whose command line has --node_manager_port=<port> (how tests kill one node)
-    echo "head ${ports#--node-manager-port=}" | cut -d' ' -f1-2 >"$dir/nodes"
-    # shellcheck disable=SC2086
-    "$ray" start --head --node-ip-address=127.0.0.1 --port="$gcs" \
-      --dashboard-host=127.0.0.1 --dashboard-port="$dash" --ray-client-server-port="$client" \
-      --num-cpus="$cpus" --temp-dir="$tmp" --disable-usage-stats \
-      --min-worker-port=$base --max-worker-port=$((base + 199)) $ports >"$dir/head.log" 2>&1
+    # a free port can be taken again before Ray binds it: the head gets three tries, fresh ports each
+    for try in 1 2 3; do
+      gcs=$(free_port); dash=$(free_port); client=$(free_port)
+      base=$((20000 + RANDOM % 20000))
+      ports=$(node_ports)
+      # `nodes` lists each node's name and node-manager port: its raylet is the process of this
+      # cluster whose command line has --node_manager_port=<port> (how tests kill one node)
+      echo "head ${ports#--node-manager-port=}" | cut -d' ' -f1-2 >"$dir/nodes"
+      # shellcheck disable=SC2086
+      if "$ray" start --head --node-ip-address=127.0.0.1 --port="$gcs" \
+        --dashboard-host=127.0.0.1 --dashboard-port="$dash" --ray-client-server-port="$client" \
+        --num-cpus="$cpus" --temp-dir="$tmp" --disable-usage-stats \
+        --min-worker-port=$base --max-worker-port=$((base + 199)) $ports >"$dir/head.log" 2>&1; then
+        break
+      fi
+      [ "$try" -lt 3 ] || failed "$dir/head.log"
+      "$0" stop --dir "$dir" >/dev/null  # what the failed try left running (it names our temp dir)
+    done
     for i in $(seq 1 "$workers"); do
       res='{}'; [ "$i" -eq 1 ] && res=$wres
       lo=$((base + 200 * i))
@@ -85,7 +97,8 @@ case "$cmd" in
       # shellcheck disable=SC2086
       "$ray" start --address="127.0.0.1:$gcs" --node-ip-address=127.0.0.1 --num-cpus="$cpus" \
         --resources="$res" --temp-dir="$tmp" --disable-usage-stats \
-        --min-worker-port=$lo --max-worker-port=$((lo + 199)) $ports >"$dir/worker-$i.log" 2>&1
+        --min-worker-port=$lo --max-worker-port=$((lo + 199)) $ports >"$dir/worker-$i.log" 2>&1 \
+        || failed "$dir/worker-$i.log"
     done
     cat >"$dir/env" <<ENV
 export RAY_AUTH_MODE=token
@@ -110,7 +123,8 @@ ENV
     # shellcheck disable=SC2086
     "$ray" start --address="$gcs" --node-ip-address=127.0.0.1 --num-cpus="$cpus" \
       --resources='{}' --temp-dir="$tmp" --disable-usage-stats \
-      --min-worker-port=$lo --max-worker-port=$((lo + 199)) $ports >"$dir/worker-$n.log" 2>&1
+      --min-worker-port=$lo --max-worker-port=$((lo + 199)) $ports >"$dir/worker-$n.log" 2>&1 \
+      || failed "$dir/worker-$n.log"
     echo "added worker-$n"
     ;;
   stop)

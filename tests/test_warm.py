@@ -17,7 +17,10 @@ def test_left_out_line_groups_values_by_parameter_and_reason():
     assert _left_out([]) == ""
 
 
-class _Spec:  # explicit_plan reads the space only
+class _Spec:  # explicit_plan reads the space and search.max_concurrent only
+    from types import SimpleNamespace
+
+    search = SimpleNamespace(max_concurrent=None)
     from pydantic import TypeAdapter
 
     from tunehouse.space import Domain
