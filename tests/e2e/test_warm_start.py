@@ -1,4 +1,4 @@
-"""Warm starts and child experiments through the real CLI (subprocesses, embedded Ray, Parquet).
+"""Warm starts and child experiments through the CLI's ``main`` (the session's Ray, real Parquet).
 
 A continue with a narrowed grid reuses exactly the parent's trials inside the new space and
 leaves out the others (counts checked, line checked); a warm-started Bayesian search's Optuna
@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers.cli import tunehouse_main
 from tunehouse.catalog import Catalog
 from tunehouse.records import best_n_of, config_key
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
 TREE = "sklearn.tree.DecisionTreeClassifier"
 
@@ -32,9 +32,9 @@ def _spec(path: Path, name: str, search: str, space: str, data: str = "iris", se
     return path
 
 
-def _cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "tunehouse", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The command in this process, on the session's Ray (the CLI as a process: tests/e2e/test_cli.py)."""
+    proc = tunehouse_main(*args, cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 

@@ -115,9 +115,12 @@ class Terminal:
             self.proc.wait()
 
 
-def tunehouse_main(*args: str) -> subprocess.CompletedProcess[str]:
+def tunehouse_main(*args: str, cwd: Path | str | None = None) -> subprocess.CompletedProcess[str]:
     """``tunehouse ARGS`` in this process, through ``tunehouse.cli.main``: (returncode, stdout,
-    stderr), as a subprocess would give them.
+    stderr), as a subprocess would give them; ``cwd`` is the working directory meanwhile.
+
+    A search run this way (``run``, ``continue``, ``resume``) uses the test session's Ray
+    (``ray_session``): a subprocess pays an embedded Ray's start-up (8-10 s of both cores).
 
     For tests about what a command prints and its exit code; what only a real process shows
     (pipes, signals, start-up, ``entry``'s fast exit) stays with ``subprocess``, so every command
@@ -130,7 +133,7 @@ def tunehouse_main(*args: str) -> subprocess.CompletedProcess[str]:
     from tunehouse.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.chdir(cwd or os.getcwd()), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(list(args))
         except SystemExit as e:
