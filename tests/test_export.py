@@ -38,6 +38,19 @@ def searched(ray_session, tmp_path_factory):
     return cat, out
 
 
+@pytest.mark.parametrize("stem", [p.stem for p in EXAMPLES])
+def test_every_example_spec_runs_end_to_end(searched, stem):
+    """Each example spec's search (the CLI's ``run`` as a process: tests/e2e/test_cli.py's
+    quickstart): every trial ran to its end or until its scheduler stopped it, with usage and a
+    checkpoint in the catalog's folder."""
+    cat, results = searched
+    result = results[stem]
+    assert result.trials and {t.status for t in result.trials} <= {"terminated", "early_stopped"}
+    assert result.objective in result.best.metrics
+    assert result.best.usage["wall_s"] > 0 and result.best.usage["node_id"]
+    assert Path(result.best.checkpoint).is_dir() and str(cat) in result.best.checkpoint
+
+
 def _test_rows(cat_uri, exp_id) -> pd.DataFrame:
     from tunehouse.export import _data
 
