@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import tunehouse_main
 from tunehouse.catalog import Catalog
 
 pytestmark = pytest.mark.slow
@@ -65,9 +66,10 @@ def _spec(tmp_path: Path, algo: str) -> Path:
     return spec
 
 
-def _cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tunehouse", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A resume through the CLI's ``main`` on the session's Ray: what is interrupted is a real
+    process (``_interrupt``); what resumes it is any later run."""
+    return tunehouse_main(*args, cwd=cwd)
 
 
 def _terminated(uri: str) -> int:
@@ -120,7 +122,7 @@ def _configs(df) -> list[tuple]:
 
 
 @pytest.mark.parametrize("algo", ["grid", "random"])
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, algo):
+def test_sigkill_then_resume_equals_an_uninterrupted_run(ray_session, tmp_path, algo):
     spec = _spec(tmp_path, algo)
     # What an uninterrupted run does: grid runs the product, random the seeded sample
     # (both asserted against real runs in tests/test_driver.py), each config once.
@@ -176,7 +178,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, algo):
     assert again.returncode == 1 and "already completed" in again.stderr
 
 
-def test_sigterm_stops_and_bayes_resume_finishes_the_budget(tmp_path):
+def test_sigterm_stops_and_bayes_resume_finishes_the_budget(ray_session, tmp_path):
     spec = _spec(tmp_path, "bayes")
     uri = str(tmp_path / "cat")
     exp_id, out = _interrupt(spec, uri, signal.SIGTERM, after=3)
