@@ -267,3 +267,36 @@ def test_a_resumed_bayesian_search_tells_optuna_of_early_stopped_trials_with_the
     ])
     trials = study_searcher(spec, history)._ot_study.trials
     assert [(t.state.name, t.value) for t in trials] == [("COMPLETE", 0.9), ("COMPLETE", 0.7), ("FAIL", None)]
+
+
+def test_asha_reviews_a_promotion_when_later_trials_beat_it():
+    """Ray's ASHA lets the first trial at a rung go on (nothing to compare it with) and never
+    judges it again; ours stops it at its next report once the rung holds better results, and a
+    trial that stays in the top third runs on."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    from tunehouse.search.schedulers import _reviewed_asha
+
+    def feed(scheduler):
+        kw = dict(time_attr="resource", max_t=90, grace_period=10, reduction_factor=3, metric="m", mode="max")
+        sched = scheduler(**kw)
+        trials = {n: SimpleNamespace(trial_id=n) for n in "abcde"}
+        for t in trials.values():
+            sched.on_trial_add(None, t)
+
+        def report(n, resource, m):
+            return sched.on_trial_result(None, trials[n], {"resource": resource, "m": m})
+
+        first = report("a", 10, 0.5)  # first at rung 10: goes on
+        later = [report(n, 10, m) for n, m in (("b", 0.9), ("c", 0.8), ("d", 0.95))]
+        return first, later, report("a", 20, 0.55), report("d", 20, 0.96)
+
+    first, later, a_next, d_next = feed(ASHAScheduler)
+    assert first == TrialScheduler.CONTINUE and a_next == TrialScheduler.CONTINUE  # Ray's: never judged again
+    first, later, a_next, d_next = feed(_reviewed_asha())
+    assert first == TrialScheduler.CONTINUE and later[0] == later[2] == TrialScheduler.CONTINUE
+    assert a_next == TrialScheduler.STOP  # 0.5 is now below the rung's top third
+    assert d_next == TrialScheduler.CONTINUE  # the best at rung 10 runs on
+    assert pickle.loads(pickle.dumps(_reviewed_asha()(metric="m", mode="max"))).__class__ is _reviewed_asha()
