@@ -89,6 +89,35 @@ def test_duplicates_on_disk_are_read_once(catalog_uri):
     assert len(cat.trials("e1")) == 4
 
 
+def test_a_compaction_between_listing_and_reading_is_read_again(catalog_uri):
+    """A reader lists an experiment's parts, another process compacts them away, the reader reads:
+    it lists again (``tunehouse watch`` failed with FileNotFoundError at the end of a run)."""
+    record_experiment(catalog_uri, "e1", trials(4))  # a finished run compacts itself: add a version
+    cat = Catalog(catalog_uri)
+
+    def another_version():
+        cat.storage.write_atomic(part_name("experiments", "e1"), parquet_bytes(cat.table("experiments", "e1")))
+
+    another_version()
+
+    class CompactedAfterListing(Catalog):
+        armed = True
+
+        def parts(self, table, experiment_id=None):
+            listed = super().parts(table, experiment_id)
+            if self.armed and table == "experiments" and experiment_id == "e1":
+                self.armed = False
+                assert len(listed) > 1
+                Catalog(catalog_uri).compact("e1")  # what the run's own compaction did meanwhile
+            return listed
+
+    row = CompactedAfterListing(catalog_uri).experiment("e1")
+    assert row["experiment_id"] == "e1" and row["trials_done"] == 4
+    another_version()
+    reader = CompactedAfterListing(catalog_uri)
+    assert len(reader.table("experiments", "e1")) == 1
+
+
 def test_truncated_and_foreign_files_are_skipped_and_reported(catalog_uri):
     record_experiment(catalog_uri, "e1", trials(4))
     store = open_storage(catalog_uri)

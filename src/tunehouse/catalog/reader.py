@@ -12,6 +12,7 @@ import math
 import os
 import socket
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -86,17 +87,21 @@ class Catalog:
         """One table as Arrow, latest row per key (``latest=False``: every version)."""
         if table not in SCHEMAS:
             raise CatalogError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
-        for attempt in range(3):
-            parts = self.parts(table, experiment_id)
-            try:
-                tables = self._read_parts(table, parts)
-                break
-            except FileNotFoundError:
-                # a compaction replaced parts between listing and reading: its merged part
-                # is already written, so listing again sees every row
-                if attempt == 2:
-                    raise CatalogError(f"{table}: parts keep vanishing while reading; retry") from None
+        parts, tables = self._list_and_read(table, lambda: self.parts(table, experiment_id))
         return self._combine(table, parts, tables, latest)
+
+    def _list_and_read(self, table: str, list_parts: Callable[[], list[PartInfo]]
+                       ) -> tuple[list[PartInfo], list[pa.Table | None]]:
+        """``list_parts()`` and every part read; listed again when a part vanished meanwhile (a
+        compaction replaced it: its merged part is already written, so a new listing sees every
+        row)."""
+        for _ in range(3):
+            parts = list_parts()
+            try:
+                return parts, self._read_parts(table, parts)
+            except FileNotFoundError:
+                continue
+        raise CatalogError(f"{table}: parts keep vanishing while reading; retry")
 
     def _combine(self, table: str, parts: list[PartInfo], tables: list[pa.Table | None], latest: bool) -> pa.Table:
         tables = [t for t in tables if t is not None and t.num_rows]
@@ -137,8 +142,9 @@ class Catalog:
         """
         if "/" not in experiment and experiment != ALL:
             # an exact id reads its own partition and the compacted index, not the catalog
-            parts = self.parts("experiments", experiment) + self.parts("experiments", ALL)
-            t = self._combine("experiments", parts, self._read_parts("experiments", parts), True)
+            parts, tables = self._list_and_read(
+                "experiments", lambda: self.parts("experiments", experiment) + self.parts("experiments", ALL))
+            t = self._combine("experiments", parts, tables, True)
             t = t.filter(pc.equal(t.column("experiment_id"), experiment))
             if t.num_rows:
                 row = t.to_pylist()[0]
