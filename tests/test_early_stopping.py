@@ -277,7 +277,7 @@ def test_asha_reviews_a_promotion_when_later_trials_beat_it():
 
     from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-    from tunehouse.search.schedulers import _reviewed_asha
+    from tunehouse.search._ray_schedulers import ReviewedASHA
 
     def feed(scheduler):
         kw = dict(time_attr="resource", max_t=90, grace_period=10, reduction_factor=3, metric="m", mode="max")
@@ -295,8 +295,30 @@ def test_asha_reviews_a_promotion_when_later_trials_beat_it():
 
     first, later, a_next, d_next = feed(ASHAScheduler)
     assert first == TrialScheduler.CONTINUE and a_next == TrialScheduler.CONTINUE  # Ray's: never judged again
-    first, later, a_next, d_next = feed(_reviewed_asha())
+    first, later, a_next, d_next = feed(ReviewedASHA)
     assert first == TrialScheduler.CONTINUE and later[0] == later[2] == TrialScheduler.CONTINUE
     assert a_next == TrialScheduler.STOP  # 0.5 is now below the rung's top third
     assert d_next == TrialScheduler.CONTINUE  # the best at rung 10 runs on
-    assert pickle.loads(pickle.dumps(_reviewed_asha()(metric="m", mode="max"))).__class__ is _reviewed_asha()
+    assert pickle.loads(pickle.dumps(ReviewedASHA(metric="m", mode="max"))).__class__ is ReviewedASHA
+
+
+def test_the_median_rule_never_pauses_a_trial_it_cannot_judge_yet():
+    """Ray's median rule pauses a trial that has too few others to compare with when another
+    waits; paused between checkpoints, it would start again from resource 0."""
+    from types import SimpleNamespace
+
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import MedianStoppingRule, TrialScheduler
+
+    from tunehouse.search.schedulers import _median
+
+    waiting = SimpleNamespace(status=Trial.PENDING)
+    controller = SimpleNamespace(get_live_trials=lambda: [waiting])
+    spec = SimpleNamespace(min_resource=1, max_resource=9)
+    for scheduler, want in ((MedianStoppingRule(time_attr="resource", grace_period=1, min_samples_required=3),
+                             TrialScheduler.PAUSE), (_median(spec), TrialScheduler.CONTINUE)):
+        scheduler.set_search_properties("loss", "min")
+        trial = type("T", (), {"trial_id": "a"})()  # the rule keys its records by trial object
+        scheduler.on_trial_add(controller, trial)
+        got = [scheduler.on_trial_result(controller, trial, {"resource": r, "loss": 1.0}) for r in range(1, 10)]
+        assert got[0] == want and (want == TrialScheduler.PAUSE or set(got) == {TrialScheduler.CONTINUE})

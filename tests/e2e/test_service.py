@@ -145,7 +145,11 @@ def test_up_status_two_searches_a_killed_worker_and_down(tmp_path, env):
             time.sleep(0.2)
         pid = int(marker.read_text().split()[0])
         _, procs = _service_procs(home)
-        assert pid in {p.pid for p in procs}, "the trial did not run in a worker of the service"
+        if pid not in {p.pid for p in procs}:  # say where it ran: its ancestry and what the run said
+            chain = [(a.pid, " ".join(a.cmdline()[:2])) for a in psutil.Process(pid).parents()]
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"the trial did not run in a worker of the service: {pid} under {chain}; "
+                        f"run said {proc.communicate()[1][-1500:]}")
         os.kill(pid, signal.SIGKILL)
         _finish(proc)
         assert len(marker.read_text().split()) == 2  # killed, then retried once
