@@ -78,16 +78,15 @@ def test_random_search_is_seeded(ray_session, tmp_path, write_spec):
     space = {"max_depth": {"type": "int", "low": 1, "high": 30},
              "min_samples_split": {"type": "uniform", "low": 0.01, "high": 0.5}}
     a = run(load_spec(write_spec(base_spec(seed=5, space=space), "a.yaml")), catalog=tmp_path)
-    b = run(load_spec(write_spec(base_spec(seed=5, space=space), "b.yaml")), catalog=tmp_path)
-    c = run(load_spec(write_spec(base_spec(seed=6, space=space), "c.yaml")), catalog=tmp_path)
     assert len(a.trials) == 4
-    assert _configs(a) == _configs(b)
-    assert _configs(a) != _configs(c)
-    # exactly the seeded list `resume` recomputes
+    # exactly the seeded list `resume` recomputes (a pure function of the space and the seed:
+    # the same seed gives the same list, another seed another)
     from tunehouse.space import sample_points
 
-    planned = sample_points(load_spec(write_spec(base_spec(seed=5, space=space), "d.yaml")).space, 4, 5)
+    spec = load_spec(write_spec(base_spec(seed=5, space=space), "d.yaml"))
+    planned = sample_points(spec.space, 4, 5)
     assert _configs(a) == sorted(tuple(sorted(p.items())) for p in planned)
+    assert sample_points(spec.space, 4, 5) == planned != sample_points(spec.space, 4, 6)
 
 
 def test_bayes_stays_in_bounds_and_improves(ray_session, tmp_path, write_spec):

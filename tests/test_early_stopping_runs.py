@@ -65,21 +65,17 @@ def test_every_algorithm_with_every_scheduler_stops_poor_trials(ray_session, tmp
 
 
 def test_xgboost_asha_example_runs_from_the_cli_and_exports_at_the_trials_resource(ray_session, tmp_path):
-    import subprocess
-    import sys
+    from helpers.cli import tunehouse_main
 
     cat = tmp_path / "cat"
-    proc = subprocess.run([sys.executable, "-m", "tunehouse", "run", str(SPECS / "xgboost_asha.yaml"),
-                           "--catalog", str(cat), "--json", "--num-samples", "8"], capture_output=True, text=True,
-                          timeout=300)
+    proc = tunehouse_main("run", str(SPECS / "xgboost_asha.yaml"), "--catalog", str(cat), "--json", "--num-samples", "8")
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     assert result["max_resource"] == 200
     stopped = [t for t in result["trials"] if t["status"] == "early_stopped"]
     assert stopped and all(t["resource"] < 200 for t in stopped)
     assert result["best"]["status"] == "terminated" and result["best"]["resource"] == 200
-    listing = subprocess.run([sys.executable, "-m", "tunehouse", "trials", result["experiment_id"], "--catalog",
-                              str(cat)], capture_output=True, text=True, timeout=120)
+    listing = tunehouse_main("trials", result["experiment_id"], "--catalog", str(cat))
     assert "early_stopped" in listing.stdout and "resource" in listing.stdout.splitlines()[0]
     # an early-stopped trial exports refitted with the rounds it reached, and says so
     trial = stopped[0]
