@@ -355,6 +355,9 @@ def run_tunehouse(way: str, size: dict[str, int], data: Path, workdir: Path) -> 
     if way == "tunehouse-full":
         out["best_rounds"] = size["rounds"]
         out["rounds_trained"] = CV * size["rounds"] * len(trials)
+    else:  # each trial's resource: the rounds it reached before its scheduler stopped it (or all)
+        out["best_rounds"] = best.get("resource")
+        out["rounds_trained"] = CV * sum(int(t.get("resource") or 0) for t in trials)
     return out
 
 
