@@ -180,12 +180,12 @@ def test_a_stopped_gate_ends_its_training_thread_promptly():
 
 
 def test_a_scheduler_stop_during_a_step_ends_the_trial():
-    stop = threading.Event()
+    stop, done = threading.Event(), threading.Event()
 
     def train(at):
         at(1, "one")
         stop.set()  # Tune asks the trial to stop while it trains towards step 2
-        time.sleep(30)
+        done.wait(30)  # a long step (until the test has seen what it checks)
 
     gate = Gate(train, should_stop=stop.is_set)
     assert gate.until(1) == (1, "one")
@@ -193,6 +193,7 @@ def test_a_scheduler_stop_during_a_step_ends_the_trial():
     with pytest.raises(SystemExit):
         gate.until(2)
     assert time.monotonic() - t < 5
+    done.set()
     gate.close()
 
 
