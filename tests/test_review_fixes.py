@@ -65,6 +65,7 @@ def test_sql_shows_an_experiment_once_after_the_index(tmp_path):
     assert cat.sql("select status from experiments").fetchall() == [("failed",)]
 
 
+@pytest.mark.slow  # `run` starts its embedded Ray while the catalog is probed (as test_spec's RUN_CASES)
 def test_bad_catalog_path_fails_before_running(tmp_path):
     import subprocess
     import sys

@@ -50,6 +50,7 @@ def test_help_lists_every_command_and_each_has_help():
         assert len(sub.stdout.splitlines()) > 3  # every command documents itself
 
 
+@pytest.mark.slow  # `run` starts its embedded Ray while the spec is checked (as test_spec's RUN_CASES)
 def test_run_with_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text((ROOT / "search_spaces/quickstart.yaml").read_text().replace("n_estimators:", "n_estimator:"))
