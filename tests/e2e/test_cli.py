@@ -12,7 +12,6 @@ import pytest
 from helpers.cli import tunehouse_main
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = sorted((ROOT / "search_spaces").glob("*.yaml"))
 
 
 def tunehouse(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
