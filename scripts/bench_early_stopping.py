@@ -17,7 +17,7 @@ at their defaults (``n_redundant=2``, ``n_repeated=0``, ``n_classes=2``, ``flip_
 ``class_sep=1.0``, ``shuffle=True``), written once to a Parquet file (columns ``f00`` ..
 ``f19`` and the target ``y``) that every way reads. Each configuration is scored by 3-fold CV
 ``roc_auc`` on the training rows, and the best is refitted on all training rows and scored
-once on the test rows. Four ways:
+once on the test rows. Six ways:
 
 1. ``tunehouse-full``   -- ``python -m tunehouse run SPEC --catalog TMP --json`` with
    ``n_estimators: 500`` fixed in ``model.params``: every trial runs all its rounds;
@@ -32,7 +32,11 @@ once on the test rows. Four ways:
    objective keeps one booster per fold and advances the 3 together 10 rounds at a time
    (``Booster.update``, the loop inside ``xgb.train``: the models equal an uninterrupted
    ``xgb.train``), reporting the mean fold roc_auc at each step (``trial.report`` /
-   ``trial.should_prune``); the best trial is refitted at the rounds it reached.
+   ``trial.should_prune``); the best trial is refitted at the rounds it reached;
+5. ``tunehouse-full-warm``, 6. ``tunehouse-asha-warm`` -- ways 1 and 2 on the local service
+   (``tunehouse up --cpus <cores>`` once before the rounds, in a private ``TUNEHOUSE_HOME``,
+   ``tunehouse down`` after; idle while the other ways run): each still a fresh ``tunehouse
+   run`` process, without Ray's start-up.
 
 Every way scores the same test rows and the same CV folds: tunehouse reads the whole file and
 holds out ``evaluation.test_size: 0.2`` itself (``tunehouse.data.split``:
@@ -46,8 +50,9 @@ Every way runs in its own fresh subprocess, and the parent times that subprocess
 It prints, per way, wall seconds, the best CV roc_auc, the refitted best's test roc_auc and
 the trials stopped early, then the issue's four checks, each PASS/FAIL: tunehouse-full /
 tunehouse-asha wall (target >= 3), halving / tunehouse-asha wall (target > 1), the test-score
-difference asha vs full (target within 0.005) and asha vs halving (asha >= halving). It is a
-report: it exits 0 whatever the numbers, and 1 only if a child fails.
+difference asha vs full (target within 0.005) and asha vs halving (asha >= halving), and the
+same four for the warm ways (``*_warm``). It is a report: it exits 0 whatever the numbers, and
+1 only if a child fails.
 
 How to run
 ----------
@@ -67,6 +72,7 @@ the ``load1`` column shows the 1-minute load average as each way finished.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -77,8 +83,10 @@ from typing import Any
 
 import _bench as bench
 
-WAYS: tuple[str, ...] = ("tunehouse-full", "tunehouse-asha", "halving", "optuna-hyperband")
-TUNEHOUSE_WAYS = ("tunehouse-full", "tunehouse-asha")
+WAYS: tuple[str, ...] = ("tunehouse-full", "tunehouse-asha", "halving", "optuna-hyperband",
+                         "tunehouse-full-warm", "tunehouse-asha-warm")
+TUNEHOUSE_WAYS = ("tunehouse-full", "tunehouse-asha", "tunehouse-full-warm", "tunehouse-asha-warm")
+WARM = "-warm"  # the ways run on the local service (``tunehouse up`` once, before the rounds)
 TIMEOUT_S = 3600
 SEED = 0
 CV = 3
@@ -318,7 +326,7 @@ def run_in_process_way(
 
 def tunehouse_spec(way: str, size: dict[str, int], data: Path) -> str:
     """The spec of a tunehouse way: all rounds fixed (full), or the rounds as ASHA's resource."""
-    if way == "tunehouse-full":
+    if way.startswith("tunehouse-full"):
         params = f"{{n_estimators: {size['rounds']}, tree_method: hist, n_jobs: 1}}"
         early_stopping = ""
     else:  # the resource sets n_estimators: it is neither fixed nor tuned
@@ -334,10 +342,11 @@ def tunehouse_spec(way: str, size: dict[str, int], data: Path) -> str:
     )  # fmt: skip
 
 
-def run_tunehouse(way: str, size: dict[str, int], data: Path, workdir: Path) -> dict[str, Any]:
+def run_tunehouse(way: str, size: dict[str, int], data: Path, workdir: Path,
+                  service: bench.LocalService | None = None) -> dict[str, Any]:
     spec = workdir / f"{way}.yaml"
     spec.write_text(tunehouse_spec(way, size, data))
-    child, res = bench.run_tunehouse_cli(spec, way, workdir, TIMEOUT_S)
+    child, res = bench.run_tunehouse_cli(spec, way, workdir, TIMEOUT_S, service)
     trials = res.get("trials") or []
     statuses = Counter(str(t.get("status")) for t in trials)
     best = res.get("best") or {}
@@ -352,7 +361,7 @@ def run_tunehouse(way: str, size: dict[str, int], data: Path, workdir: Path) -> 
         "failed_trials": statuses.get("error", 0),
         "run_wall_s": float(res.get("wall_s", 0.0)),  # RunResult.wall_s: inside driver.run()
     }
-    if way == "tunehouse-full":
+    if way.startswith("tunehouse-full"):
         out["best_rounds"] = size["rounds"]
         out["rounds_trained"] = CV * size["rounds"] * len(trials)
     else:  # each trial's resource: the rounds it reached before its scheduler stopped it (or all)
@@ -366,40 +375,36 @@ def _check(value: float, target: str, passed: bool) -> dict[str, Any]:
 
 
 def checks(summary: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
-    """The issue's four targets; None where a way it compares was not run (or gave no value)."""
+    """The issue's four targets, for the cold ways and (``*_warm``) the ways on the local
+    service; None where a way it compares was not run (or gave no value). Halving is the same
+    fresh process in both."""
 
     def get(way: str, key: str) -> float | None:
         v = summary.get(way, {}).get(key)
         return v if v is not None and not math.isnan(v) else None
 
-    asha_wall, full_wall, halving_wall = (
-        get(w, "wall_s") for w in ("tunehouse-asha", "tunehouse-full", "halving")
-    )
-    asha_test, full_test, halving_test = (
-        get(w, "test_roc_auc") for w in ("tunehouse-asha", "tunehouse-full", "halving")
-    )
-    out: dict[str, dict[str, Any] | None] = {
-        "full_vs_asha_wall": None,
-        "halving_vs_asha_wall": None,
-        "asha_vs_full_test": None,
-        "asha_vs_halving_test": None,
-    }
-    if asha_wall and full_wall:
-        r = full_wall / asha_wall
-        out["full_vs_asha_wall"] = _check(r, f">= {TARGET_FULL_VS_ASHA}", r >= TARGET_FULL_VS_ASHA)
-    if asha_wall and halving_wall:
-        r = halving_wall / asha_wall
-        out["halving_vs_asha_wall"] = _check(
-            r, f"> {TARGET_HALVING_VS_ASHA}", r > TARGET_HALVING_VS_ASHA
-        )
-    if asha_test is not None and full_test is not None:
-        d = asha_test - full_test
-        out["asha_vs_full_test"] = _check(
-            d, f"within +-{TARGET_TEST_DIFF}", abs(d) <= TARGET_TEST_DIFF
-        )
-    if asha_test is not None and halving_test is not None:
-        d = asha_test - halving_test
-        out["asha_vs_halving_test"] = _check(d, ">= 0", d >= 0)
+    out: dict[str, dict[str, Any] | None] = {}
+    for suffix, key_suffix in (("", ""), (WARM, "_warm")):
+        if suffix and not any(w.endswith(WARM) for w in summary):
+            continue
+        asha, full = f"tunehouse-asha{suffix}", f"tunehouse-full{suffix}"
+        asha_wall, full_wall, halving_wall = (get(w, "wall_s") for w in (asha, full, "halving"))
+        asha_test, full_test, halving_test = (get(w, "test_roc_auc") for w in (asha, full, "halving"))
+        got: dict[str, dict[str, Any] | None] = dict.fromkeys(
+            ("full_vs_asha_wall", "halving_vs_asha_wall", "asha_vs_full_test", "asha_vs_halving_test"))
+        if asha_wall and full_wall:
+            r = full_wall / asha_wall
+            got["full_vs_asha_wall"] = _check(r, f">= {TARGET_FULL_VS_ASHA}", r >= TARGET_FULL_VS_ASHA)
+        if asha_wall and halving_wall:
+            r = halving_wall / asha_wall
+            got["halving_vs_asha_wall"] = _check(r, f"> {TARGET_HALVING_VS_ASHA}", r > TARGET_HALVING_VS_ASHA)
+        if asha_test is not None and full_test is not None:
+            d = asha_test - full_test
+            got["asha_vs_full_test"] = _check(d, f"within +-{TARGET_TEST_DIFF}", abs(d) <= TARGET_TEST_DIFF)
+        if asha_test is not None and halving_test is not None:
+            d = asha_test - halving_test
+            got["asha_vs_halving_test"] = _check(d, ">= 0", d >= 0)
+        out.update({k + key_suffix: v for k, v in got.items()})
     return out
 
 
@@ -409,12 +414,17 @@ def benchmark(ways: list[str], size: dict[str, int], repeats: int, cores: int) -
         data = Path(d) / "bench_early_stopping.parquet"
         write_data(size["rows"], data)
 
-        def run_way(way: str, workdir: Path) -> dict[str, Any]:
-            if way in TUNEHOUSE_WAYS:
-                return run_tunehouse(way, size, data, workdir)
-            return run_in_process_way(way, size, cores, data, workdir)
+        with contextlib.ExitStack() as stack:
+            service = None
+            if any(w.endswith(WARM) for w in ways):  # idle while the other ways run
+                service = stack.enter_context(bench.local_service(cores))
 
-        runs = bench.run_rounds(ways, repeats, run_way)
+            def run_way(way: str, workdir: Path) -> dict[str, Any]:
+                if way in TUNEHOUSE_WAYS:
+                    return run_tunehouse(way, size, data, workdir, service if way.endswith(WARM) else None)
+                return run_in_process_way(way, size, cores, data, workdir)
+
+            runs = bench.run_rounds(ways, repeats, run_way)
 
     keys = ("wall_s", "best_cv_roc_auc", "test_roc_auc", "stopped_early", "n_trials",
             "best_rounds", "rounds_trained")  # fmt: skip
@@ -492,7 +502,7 @@ def print_report(rep: dict[str, Any]) -> None:
     )
     print()
     print(
-        f"{'way':<17} {'wall s':>8} {'vs full':>8} {'best CV':>8} {'test':>7} "
+        f"{'way':<19} {'wall s':>8} {'vs full':>8} {'best CV':>8} {'test':>7} "
         f"{'stopped':>8} {'rounds':>9} {'load1':>6}"
     )
     for way, s in rep["summary"].items():
@@ -500,7 +510,7 @@ def print_report(rep: dict[str, Any]) -> None:
         if stopped != "n/a":
             stopped = f"{stopped}/{s['n_trials']:.0f}"
         print(
-            f"{way:<17} {s['wall_s']:>8.2f} {_fmt(s.get('wall_vs_full'), '.2f'):>7}x "
+            f"{way:<19} {s['wall_s']:>8.2f} {_fmt(s.get('wall_vs_full'), '.2f'):>7}x "
             f"{_fmt(s['best_cv_roc_auc'], '.4f'):>8} {_fmt(s['test_roc_auc'], '.4f'):>7} "
             f"{stopped:>8} {_fmt(s['rounds_trained'], ',.0f'):>9} {s['max_load1_at_exit']:>6.1f}"
         )
@@ -516,12 +526,14 @@ def print_report(rep: dict[str, Any]) -> None:
         "asha_vs_full_test": "test asha - full",
         "asha_vs_halving_test": "test asha - halving",
     }
+    labels.update({f"{k}_warm": v.replace("full", "full-warm").replace("asha", "asha-warm")
+                   for k, v in labels.items()})
     for key, chk in rep["checks"].items():
         if chk is None:
-            print(f"{labels[key]:<38} {'n/a':>8}  (a way it compares was not run)")
+            print(f"{labels[key]:<44} {'n/a':>8}  (a way it compares was not run)")
             continue
         verdict = "PASS" if chk["pass"] else "FAIL"
-        print(f"{labels[key]:<38} {chk['value']:>8.4f}  (target {chk['target']})  {verdict}")
+        print(f"{labels[key]:<44} {chk['value']:>8.4f}  (target {chk['target']})  {verdict}")
     print()
     bench.print_notes(rep["notes"])
 

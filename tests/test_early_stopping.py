@@ -158,6 +158,27 @@ def test_a_boosting_trial_resumes_from_its_booster_and_ends_at_the_full_budget()
     assert [m.steps[-1][1].get_booster().num_boosted_rounds() for m in resumed.model.models] == [30, 30, 30]
 
 
+def test_xgboost_trials_in_one_process_quantize_each_fold_once_and_fit_the_same_models():
+    from tunehouse.families import xgboost as xgb_family
+
+    p = _payload("xgboost", "{max_depth: {type: int, low: 2, high: 4}}")
+    xgb_family._MATRICES.clear()
+    _, first = _steps(p, {"max_depth": 3})
+    built = dict(xgb_family._MATRICES)
+    assert sorted(k[0] for k in built) == [(p.key, 0), (p.key, 1), (p.key, 2)]  # one per fold
+    _, again = _steps(p, {"max_depth": 3})  # the next trial on this worker: the same matrices
+    assert all(xgb_family._MATRICES[k] is m for k, m in built.items()) and len(xgb_family._MATRICES) == 3
+    raw = [[bytes(m.steps[-1][1].get_booster().save_raw("ubj")) for m in out.model.models] for out in (first, again)]
+    assert raw[0] == raw[1]
+    xgb_family._MATRICES.clear()  # and a fresh matrix per fold, as without the reuse: the same boosters
+    _, fresh = _steps(p, {"max_depth": 3})
+    assert [bytes(m.steps[-1][1].get_booster().save_raw("ubj")) for m in fresh.model.models] == raw[0]
+    assert "_create_dmatrix" not in vars(first.model.models[0].steps[-1][1])  # pickles without the hook
+    other = _payload("xgboost", "{max_depth: {type: int, low: 2, high: 4}}")  # another search's rows
+    _steps(other, {"max_depth": 3})
+    assert {k[0][0] for k in xgb_family._MATRICES} == {other.key}
+
+
 def test_refit_uses_the_trials_resource():
     p = _payload("xgboost", "{max_depth: {type: int, low: 2, high: 4}}")
     model = refit(p, {"max_depth": 3}, resource=20)

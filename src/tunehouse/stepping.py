@@ -255,8 +255,8 @@ class _Threaded(FoldLearner):
 
 
 def learner(p: TrialPayload, params: dict[str, Any], tr: np.ndarray, va: np.ndarray, *,
-            state: Any = None, done: int = 0, should_stop: Callable[[], bool]) -> FoldLearner:
-    """The growing model of one fold (``tr``/``va``: row positions), resumed from ``state`` at ``done``."""
+            state: Any = None, done: int = 0, should_stop: Callable[[], bool], fold: int = 0) -> FoldLearner:
+    """The growing model of fold ``fold`` (``tr``/``va``: row positions), resumed from ``state`` at ``done``."""
     from tunehouse.families import family_for
 
     plan, f = p.steps, p.factory
@@ -280,8 +280,9 @@ def learner(p: TrialPayload, params: dict[str, Any], tr: np.ndarray, va: np.ndar
             Xt = prep.fit_transform(X_tr, y_tr) if len(prep) else X_tr
             Xv = prep.transform(X_va) if len(prep) else X_va
             steps = set(plan.schedule(done))
+            rows = None if len(prep) else (p.key, fold)  # the fold's rows reach the model as they are
             family.fit_in_steps(pipe[-1], Xt, y_tr, Xv, steps=steps, reached=reached, resume=state,
-                                start=done)
+                                start=done, rows=rows)
         return pipe
 
     return _Threaded(Gate(train_callback, should_stop=should_stop), lambda out: Fixed.from_output(out, p.task))
@@ -312,9 +313,9 @@ def learn_in_steps(p: TrialPayload, params: dict[str, Any], report: Report | Non
     learners: list[FoldLearner] = []
     fit_s = [0.0] * len(folds)  # each fold's training time: its learner's calls, not the scoring
     try:
-        for (tr, va), state in zip(folds, states):
+        for i, ((tr, va), state) in enumerate(zip(folds, states)):
             with timed() as took:
-                learners.append(learner(p, params, tr, va, state=state, done=done, should_stop=should_stop))
+                learners.append(learner(p, params, tr, va, state=state, done=done, should_stop=should_stop, fold=i))
             fit_s[len(learners) - 1] += took()
         for r in p.steps.schedule(done)[:-1]:
             scores = []

@@ -11,7 +11,8 @@ import json
 import os
 import pickle
 import tempfile
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,6 +84,8 @@ class TrialPayload:
     # (train, valid) row indices of every fold, split once by make_payload: the same in every
     # trial, and a worker then never imports sklearn.model_selection (~1 s per cold worker)
     folds: list[tuple[np.ndarray, np.ndarray]] | None = None
+    # names these rows in a worker's caches (tunehouse.stepping): new for every payload made
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 def make_payload(spec: Spec, dataset: Dataset, splits: Splits) -> TrialPayload:

@@ -76,13 +76,16 @@ class ModelFamily:
         return None
 
     def fit_in_steps(self, estimator: Any, X: Any, y: Any, X_valid: Any, *, steps: set[int],
-                     reached: Any, resume: Any = None, start: int = 0) -> None:
+                     reached: Any, resume: Any = None, start: int = 0, rows: Any = None) -> None:
         """``callback`` families: fit ``estimator`` to its full budget, calling
         ``reached(rounds, predictions on X_valid, snapshot)`` after each round in ``steps``.
 
         ``predictions`` are what the library predicts (P(class 1) for a binary classifier, a
         column per class, or values); ``snapshot()`` returns the model so far, which ``resume``
         (with ``start`` rounds done) continues from. ``reached`` may raise ``StopTraining``.
+        ``rows`` (hashable, or None) names ``X``/``y``: a later call with the same ``rows`` has
+        the same rows, so a family may keep what it derived from them for the next trial in
+        this process, provided the model it fits is the one it would fit without.
         """
         raise NotImplementedError(self.name)
 

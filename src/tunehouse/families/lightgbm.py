@@ -30,7 +30,7 @@ class LightGBMFamily(ModelFamily):
         return Resource("n_estimators", "boosting rounds", "callback")
 
     def fit_in_steps(self, estimator: Any, X: Any, y: Any, X_valid: Any, *, steps: set[int],
-                     reached: Any, resume: Any = None, start: int = 0) -> None:
+                     reached: Any, resume: Any = None, start: int = 0, rows: Any = None) -> None:
         import lightgbm
 
         def at_steps(env: Any) -> None:
