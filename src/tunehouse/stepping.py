@@ -303,20 +303,21 @@ def learn_in_steps(p: TrialPayload, params: dict[str, Any], report: Report | Non
         The trial's ``Outcome`` at ``max_resource``: the folds' final metrics and models.
     """
     from tunehouse.costs import timed
-    from tunehouse.trainable import Outcome, aggregate, fitted, folds_of, score_fold
+    from tunehouse.trainable import Outcome, aggregate, fitted, folds_of, score_fold, valid_rows
 
     folds = folds_of(p)
     if p.steps.resource == "folds":
         return _fold_by_fold(p, params, folds, report, resume or {})
     done = int(resume["resource"]) if resume else 0
     states = resume["folds"] if resume else [None] * len(folds)
+    rows = [valid_rows(p, va) for _, va in folds]  # scored at every step: taken once
     learners: list[FoldLearner] = []
     fit_s = [0.0] * len(folds)  # each fold's training time: its learner's calls, not the scoring
     try:
         for i, ((tr, va), state) in enumerate(zip(folds, states)):
             with timed() as took:
                 learners.append(learner(p, params, tr, va, state=state, done=done, should_stop=should_stop, fold=i))
-            fit_s[len(learners) - 1] += took()
+            fit_s[i] += took()
         for r in p.steps.schedule(done)[:-1]:
             scores = []
             for i, ((_, va), lrn) in enumerate(zip(folds, learners)):
@@ -325,7 +326,7 @@ def learn_in_steps(p: TrialPayload, params: dict[str, Any], report: Report | Non
                 fit_s[i] += took()
                 if got is None:
                     break  # a training function that reports no more
-                scores.append(got if isinstance(got, dict) else score_fold(p, got, va))
+                scores.append(got if isinstance(got, dict) else score_fold(p, got, va, rows=rows[i]))
             if len(scores) < len(learners):
                 break
             if report is not None:
@@ -339,8 +340,8 @@ def learn_in_steps(p: TrialPayload, params: dict[str, Any], report: Report | Non
         for lrn in learners:
             lrn.close()
     # the costs are the final models': a resumed trial's fit_s counts this attempt's training only
-    scores = [{**m, "fit_s": t} if isinstance(m, dict) else score_fold(p, m, va, fit_s=t)
-              for m, (_, va), t in zip(models, folds, fit_s)]
+    scores = [{**m, "fit_s": t} if isinstance(m, dict) else score_fold(p, m, va, fit_s=t, rows=r)
+              for m, (_, va), t, r in zip(models, folds, fit_s, rows)]
     return Outcome(aggregate(scores), fitted(p, [m for m in models if not isinstance(m, dict)]),
                    resource=p.steps.max_resource)
 

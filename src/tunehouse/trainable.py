@@ -175,15 +175,21 @@ def fit_fold(p: TrialPayload, params: dict[str, Any], tr: np.ndarray, va: np.nda
     return score_fold(p, model, va, fit_s=took()), model
 
 
-def score_fold(p: TrialPayload, model: Any, va: np.ndarray, *, fit_s: float | None = None) -> dict[str, float]:
+def score_fold(p: TrialPayload, model: Any, va: np.ndarray, *, fit_s: float | None = None,
+               rows: tuple[Any, Any] | None = None) -> dict[str, float]:
     """A fold's model (or its step's predictions) scored on the fold's validation rows; with
-    ``fit_s`` (a final model), its costs too (``tunehouse.costs``)."""
-    y_va = p.y.iloc[va] if p.y is not None else None
-    X_va = p.X.iloc[va]
+    ``fit_s`` (a final model), its costs too (``tunehouse.costs``). ``rows``: the fold's
+    ``valid_rows``, taken once by a caller that scores the fold at every step."""
+    X_va, y_va = rows if rows is not None else valid_rows(p, va)
     metrics = score(model, X_va, y_va, p.metrics, task=p.task, n_classes=p.n_classes)
     if fit_s is None:
         return metrics
     return {**metrics, **model_costs(model, X_va, fit_s)}
+
+
+def valid_rows(p: TrialPayload, va: np.ndarray) -> tuple[pd.DataFrame, Any]:
+    """A fold's validation rows: the features, and the target as an array (None: clustering)."""
+    return p.X.iloc[va], (p.y.iloc[va].to_numpy() if p.y is not None else None)
 
 
 def fitted(p: TrialPayload, models: list[Any]) -> Any:
