@@ -144,3 +144,68 @@ def test_run_progress_draws_running_snapshots_and_closes_once_with_the_final_one
     nothing = io.StringIO()
     RunProgress(PlainDisplay(nothing)).close()  # an error before the first snapshot: no summary
     assert nothing.getvalue() == ""
+
+
+def test_a_costly_listener_is_rationed_and_shown_the_missed_events_at_the_next_step_and_the_end(tmp_path):
+    import time
+
+    tracker, _ = _tracker(tmp_path)
+    snap = _snapshots(total=200)
+    seen: list[Progress] = []
+
+    def slow(t):  # a snapshot of many trials: 5 ms a call
+        time.sleep(0.005)
+        seen.append(snap(t.rows()))
+
+    tracker.listener = slow
+    for i in range(40):  # 80 events in about 0.2 s: most within 20 x 5 ms of the last call
+        tracker.start(f"t{i}", {"max_depth": 3})
+        tracker.complete(f"t{i}", _result(0.5 + i / 100), None)
+    assert 1 <= len(seen) < 20
+    calls = len(seen)
+    tracker.step()  # right away: still within the wait, nothing shown
+    assert len(seen) == calls and seen[-1].done < 40
+    time.sleep(0.12)
+    tracker.step()  # the wait is over: the missed events are shown
+    assert len(seen) == calls + 1 and seen[-1].done == 40
+    tracker.step()  # nothing missed since: no call
+    assert len(seen) == calls + 1
+    tracker.start("last", {"max_depth": 4})
+    tracker.end()  # always called at the end, however recent the last call
+    assert seen[-1].stopped == 1 and seen[-1].done == 40
+
+
+def test_a_cheap_listener_sees_every_event(tmp_path):
+    tracker, _ = _tracker(tmp_path)
+    calls: list[int] = []
+    tracker.listener = lambda t: calls.append(len(t.rows()))
+    for i in range(50):
+        tracker.start(f"t{i}", {"max_depth": 3})
+        tracker.complete(f"t{i}", _result(0.5), None)
+    assert len(calls) == 100
+
+
+def test_the_next_trial_is_chosen_from_the_pending_ones_in_order_without_scanning_every_trial():
+    from ray.tune.experiment import Trial
+
+    from tunehouse.tune_hooks import _pending_in_order
+
+    class Counted(list):
+        """A trial list that counts how many trials the scan looked at."""
+
+        looked = 0
+
+        def __reversed__(self):
+            for t in super().__reversed__():
+                Counted.looked += 1
+                yield t
+
+    trials = Counted(SimpleNamespace(status=Trial.TERMINATED, n=i) for i in range(10_000))
+    trials += [SimpleNamespace(status=Trial.PENDING, n=10_000), SimpleNamespace(status=Trial.RUNNING, n=10_001),
+               SimpleNamespace(status=Trial.PENDING, n=10_002)]
+    got = _pending_in_order(trials, [t for t in trials if t.status == Trial.PENDING])
+    assert [t.n for t in got] == [10_000, 10_002] and Counted.looked <= 4  # from the end, stopped early
+    trials[5].status = Trial.PENDING  # a retried old trial: found too, first, as Tune's FIFO would
+    got = _pending_in_order(trials, [t for t in trials if t.status == Trial.PENDING])
+    assert [t.n for t in got] == [5, 10_000, 10_002]
+    assert [t.n for t in _pending_in_order(trials, None)] == [5, 10_000, 10_002]  # another Tune: a whole scan

@@ -526,7 +526,7 @@ def _tuner(spec: Spec, plan: Plan, prep: _Prepared, backend: Backend, tracker: T
         ),
         run_config=tune.RunConfig(
             name=exp_id, storage_path=storage_path, storage_filesystem=storage_fs, verbose=0,
-            callbacks=[CatalogCallback(tracker), *(callbacks or [])],
+            callbacks=[CatalogCallback(tracker, keep=tuple(spec.objective_modes)), *(callbacks or [])],
             # time_budget_s and failure.max_failed_trials: one stopper that knows which ended it
             stop=LimitStopper(limits),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),

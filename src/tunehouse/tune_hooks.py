@@ -28,10 +28,17 @@ class CatalogCallback(Callback):
     Tune pickles its callbacks with the experiment state, and under Ray Client ships them to
     run ``fit()`` on the cluster: the tracker travels along and its recorder's writer opens
     the same catalog there.
+
+    Once a trial has ended and its row is recorded, Tune's running statistics of it are cut to
+    ``keep`` (the objectives): for every number of every result Tune keeps max, min, average,
+    last and two moving averages (``Trial.run_metadata``), about 20 kB per trial of a tunehouse
+    result's 25 numbers, which the driver held for every trial and Tune rewrote into its
+    experiment state at every snapshot. Nothing in tunehouse reads them (the catalog has the
+    results); Tune's own best-trial lookup by an objective still works.
     """
 
-    def __init__(self, tracker: TrialTracker) -> None:
-        self.tracker = tracker
+    def __init__(self, tracker: TrialTracker, keep: tuple[str, ...] = ()) -> None:
+        self.tracker, self.keep = tracker, tuple(keep)
 
     def setup(self, **info: Any) -> None:
         _quiet_tune_logs()
@@ -48,17 +55,29 @@ class CatalogCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         ckpt = trial.checkpoint
         self.tracker.complete(trial.trial_id, trial.last_result, ckpt.path if ckpt is not None else None)
+        _forget_running_stats(trial, self.keep)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # Only a final failure comes here: a failure that is retried fires on_trial_recover
         # instead (TuneController._process_trial_failure), so each trial gets one final row.
         self.tracker.error(trial.trial_id, trial.last_result, _error_text(trial))
+        _forget_running_stats(trial, self.keep)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.tracker.retrying(trial.trial_id, _error_text(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.tracker.end()
+
+
+def _forget_running_stats(trial: Any, keep: tuple[str, ...]) -> None:
+    """Cut an ended trial's per-metric statistics in Tune to the metrics in ``keep``."""
+    meta = getattr(trial, "run_metadata", None)
+    if meta is None or not hasattr(meta, "metric_analysis"):  # another Tune: left as it is
+        return
+    meta.metric_analysis = {k: v for k, v in meta.metric_analysis.items() if k in keep}
+    meta.metric_n_steps = {k: v for k, v in meta.metric_n_steps.items() if k in keep}
+    meta.invalidate_cache()
 
 
 def _error_text(trial: Any) -> str | None:
@@ -116,10 +135,12 @@ class ReuseForWaitingTrials:
 
     def __call__(self, tune_controller: Any) -> Any:
         trials = tune_controller.get_trials()
-        pending = [t for t in trials if t.status == Trial.PENDING]
-        if not pending:
-            return next((t for t in trials if t.status == Trial.PAUSED), None)
         inner = getattr(tune_controller, "_tune_controller", tune_controller)  # past Tune's access wrapper
+        pending = _pending_in_order(trials, getattr(inner, "_pending_trials", None))
+        if not pending:
+            if not getattr(inner, "_paused_trials", True):
+                return None
+            return next((t for t in trials if t.status == Trial.PAUSED), None)
         try:
             actor_of = inner._trial_to_actor
             starting = inner._actor_manager._live_actors_to_ray_actors_resources
@@ -130,6 +151,22 @@ class ReuseForWaitingTrials:
             if actor is None or actor not in starting:
                 return trial
         return pending[0]
+
+
+def _pending_in_order(trials: list, pending: Any) -> list:
+    """The PENDING trials of ``trials``, in its order. With Tune's set of pending trials (a few,
+    nearly always the newest) the list is scanned from its end until all are found, not whole:
+    Tune asks for the next trial several times per trial, and a whole scan at every ask made
+    a 10,000-trial search's bookkeeping quadratic."""
+    if pending is None:
+        return [t for t in trials if t.status == Trial.PENDING]
+    want, found = len(pending), []
+    for t in reversed(trials):
+        if len(found) == want:
+            break
+        if t.status == Trial.PENDING:
+            found.append(t)
+    return found[::-1]
 
 
 def keep_starting_actors(scheduler: Any) -> Any:
