@@ -209,3 +209,21 @@ def test_the_next_trial_is_chosen_from_the_pending_ones_in_order_without_scannin
     got = _pending_in_order(trials, [t for t in trials if t.status == Trial.PENDING])
     assert [t.n for t in got] == [5, 10_000, 10_002]
     assert [t.n for t in _pending_in_order(trials, None)] == [5, 10_000, 10_002]  # another Tune: a whole scan
+
+
+def test_an_ended_trials_running_statistics_in_tune_are_cut_to_the_objectives():
+    from ray.tune.experiment import Trial
+
+    from tunehouse.tune_hooks import _forget_running_stats
+
+    trial = Trial("noop", stub=True, config={"x": 1})  # a real Tune trial; no Ray needed
+    for i in (1, 2):
+        trial.update_last_result({"loss": 0.5 / i, "accuracy": 0.9, "usage/cpu_s": 1.0 * i, "usage/wall_s": 2.0,
+                                  "usage/peak_rss_mb": 300.0, "training_iteration": i})
+    before = len(trial.run_metadata.get_json_state())
+    assert {"loss", "usage/cpu_s", "usage/peak_rss_mb"} <= set(trial.run_metadata.metric_analysis)
+    _forget_running_stats(trial, ("loss", "accuracy"))
+    assert set(trial.run_metadata.metric_analysis) == set(trial.run_metadata.metric_n_steps) == {"loss", "accuracy"}
+    assert trial.run_metadata.metric_analysis["loss"]["min"] == 0.25  # what is kept is intact
+    assert trial.last_result["usage/cpu_s"] == 2.0  # the last result itself stays whole
+    assert len(trial.run_metadata.get_json_state()) < 0.6 * before  # Tune's cached state was redone

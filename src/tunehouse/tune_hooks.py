@@ -1,6 +1,6 @@
 """Ray Tune's side of the bookkeeping: its callback and stopper, forwarding to ``tracking``, and
-the two places where Tune's own execution is corrected (``keep_starting_actors``,
-``count_callbacks_by_name``).
+the places where Tune's own execution is corrected (``keep_starting_actors``,
+``count_callbacks_by_name``, ``_forget_running_stats``).
 
 Imported by the driver once Ray is up (it imports ``ray.tune``). Nothing about the search is
 decided here: ``TrialTracker`` and ``SearchLimits`` hold the logic, and a unit test drives them
