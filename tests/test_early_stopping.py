@@ -161,22 +161,30 @@ def test_a_boosting_trial_resumes_from_its_booster_and_ends_at_the_full_budget()
 def test_xgboost_trials_in_one_process_quantize_each_fold_once_and_fit_the_same_models():
     from tunehouse.families import xgboost as xgb_family
 
+    def raw(out):
+        return [bytes(m.steps[-1][1].get_booster().save_raw("ubj")) for m in out.model.models]
+
     p = _payload("xgboost", "{max_depth: {type: int, low: 2, high: 4}}")
     xgb_family._MATRICES.clear()
     _, first = _steps(p, {"max_depth": 3})
-    built = dict(xgb_family._MATRICES)
-    assert sorted(k[0] for k in built) == [(p.key, 0), (p.key, 1), (p.key, 2)]  # one per fold
+    built = {rows: matrix for rows, (_, matrix) in xgb_family._MATRICES.items()}
+    assert sorted(built) == [(p.key, 0), (p.key, 1), (p.key, 2)]  # one per fold
     _, again = _steps(p, {"max_depth": 3})  # the next trial on this worker: the same matrices
-    assert all(xgb_family._MATRICES[k] is m for k, m in built.items()) and len(xgb_family._MATRICES) == 3
-    raw = [[bytes(m.steps[-1][1].get_booster().save_raw("ubj")) for m in out.model.models] for out in (first, again)]
-    assert raw[0] == raw[1]
+    assert {rows: matrix for rows, (_, matrix) in xgb_family._MATRICES.items()} == built
+    assert all(xgb_family._MATRICES[r][1] is m for r, m in built.items())
+    assert raw(first) == raw(again)
     xgb_family._MATRICES.clear()  # and a fresh matrix per fold, as without the reuse: the same boosters
     _, fresh = _steps(p, {"max_depth": 3})
-    assert [bytes(m.steps[-1][1].get_booster().save_raw("ubj")) for m in fresh.model.models] == raw[0]
+    assert raw(fresh) == raw(first)
     assert "_create_dmatrix" not in vars(first.model.models[0].steps[-1][1])  # pickles without the hook
+    _, coarse = _steps(p, {"max_depth": 3, "max_bin": 16})  # built differently: replaced, one per fold
+    assert len(xgb_family._MATRICES) == 3 and all(m is not built[r] for r, (_, m) in xgb_family._MATRICES.items())
+    xgb_family._MATRICES.clear()
+    _, coarse_fresh = _steps(p, {"max_depth": 3, "max_bin": 16})
+    assert raw(coarse) == raw(coarse_fresh) != raw(first)
     other = _payload("xgboost", "{max_depth: {type: int, low: 2, high: 4}}")  # another search's rows
     _steps(other, {"max_depth": 3})
-    assert {k[0][0] for k in xgb_family._MATRICES} == {other.key}
+    assert {rows[0] for rows in xgb_family._MATRICES} == {other.key}
 
 
 def test_refit_uses_the_trials_resource():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,10 +79,11 @@ class XGBoostFamily(ModelFamily):
         return est
 
 
-#: A worker's quantized training matrices, by (rows, how they were built): one search's folds.
-_MATRICES: OrderedDict[tuple, Any] = OrderedDict()
+#: A worker's quantized training matrices: per fold (``rows``), the newest (how it was built, matrix).
+_MATRICES: dict[Any, tuple[tuple, Any]] = {}
 _MATRICES_LOCK = threading.Lock()
-_MATRICES_KEPT = 32  # at most (folds x distinct max_bin / missing values) of one search
+#: What ``fit`` may pass that makes the rows more than X and y: such a matrix is never reused.
+_NOT_REUSED = ("weight", "base_margin", "group", "qid", "feature_weights")
 
 
 @contextlib.contextmanager
@@ -94,32 +94,40 @@ def _reused_matrix(estimator: Any, rows: Any) -> Iterator[None]:
     XGBoost's scikit-learn ``fit`` quantizes its training rows again at every fit (33 ms of a
     10,667 x 20 fold's 85 ms at 20 rounds, measured): the same cut points every time, since they
     depend only on the rows and on how the matrix is built (``max_bin``, ``missing``, threads,
-    categorical handling), all of which are in the key. The model is the one a fresh matrix
-    gives, bit for bit (``tests/unit/test_families.py``). ``fit`` builds its matrices through
-    ``XGBModel._create_dmatrix``; an XGBoost without it is left alone. Matrices of another
-    search (another ``rows[0]``) are dropped when a new one comes.
+    tree method, device, booster, categorical handling), all of which are in the key. The model
+    is the one a fresh matrix gives, bit for bit (``tests/test_early_stopping.py``). Only a
+    ``QuantileDMatrix`` is kept (read-only once built; a plain ``DMatrix`` builds pages on demand),
+    never one with weights, margins, groups or feature weights, nor one whose feature types are
+    not a plain list. One matrix per fold: a trial that builds it differently (``max_bin`` in the
+    space) replaces it, so a worker holds at most one search's k matrices, and those of another
+    search (another ``rows[0]``) are dropped when a new one comes. ``fit`` builds its matrices
+    through ``XGBModel._create_dmatrix``; an XGBoost without it is left alone.
     """
+    import xgboost
+
     build = getattr(estimator, "_create_dmatrix", None)
     if rows is None or build is None:
         yield
         return
 
     def create(ref: Any = None, **kw: Any) -> Any:
-        if ref is not None or any(kw.get(k) is not None for k in ("weight", "base_margin", "group", "qid")):
+        types = kw.get("feature_types")
+        if (ref is not None or any(kw.get(k) is not None for k in _NOT_REUSED)
+                or not (types is None or isinstance(types, (list, tuple)))):
             return build(ref=ref, **kw)  # an evaluation matrix, or rows with more than X and y
-        key = (rows, estimator.max_bin, estimator.n_jobs, estimator.tree_method, estimator.device,
-               estimator.booster, repr(kw.get("missing")), bool(kw.get("enable_categorical")),
-               repr(kw.get("feature_types")))
+        how = (estimator.max_bin, estimator.n_jobs, estimator.tree_method, estimator.device, estimator.booster,
+               repr(kw.get("missing")), bool(kw.get("enable_categorical")), None if types is None else tuple(types))
         with _MATRICES_LOCK:
-            for old in [k for k in _MATRICES if k[0][0] != rows[0]]:
+            for old in [r for r in _MATRICES if r[0] != rows[0]]:
                 del _MATRICES[old]
-            matrix = _MATRICES.get(key)
-            if matrix is None:
-                matrix = _MATRICES[key] = build(ref=ref, **kw)
-                while len(_MATRICES) > _MATRICES_KEPT:
-                    _MATRICES.popitem(last=False)
+            kept = _MATRICES.get(rows)
+            if kept is not None and kept[0] == how:
+                return kept[1]
+            matrix = build(ref=ref, **kw)
+            if isinstance(matrix, xgboost.QuantileDMatrix):
+                _MATRICES[rows] = (how, matrix)
             else:
-                _MATRICES.move_to_end(key)
+                _MATRICES.pop(rows, None)
         return matrix
 
     estimator._create_dmatrix = create
