@@ -8,7 +8,9 @@ drive a whole search's bookkeeping without Ray.
 
 from __future__ import annotations
 
+import collections
 import re
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -119,16 +121,15 @@ class TrialTracker:
     except for a resumed experiment's unfinished trials, whose configuration runs again under
     its old catalog id so the catalog ends with each trial once (latest row wins).
 
-    ``listener`` (optional, e.g. a live display's) is called with the tracker after every
-    start, result and finish, and at ``end``; it reads ``rows()``. A listener whose last call
-    took more than a millisecond (a snapshot of thousands of trials) is called again only
-    when 20 times that has passed, the events in between shown by the next call (or the next
-    ``step``): it keeps at most about 5% of the driver however many trials the search has
-    (at 10,000 trials, a snapshot per event was 82% of it and made the bookkeeping quadratic).
-    Its exception never reaches
-    the search: the first one is said in one line and the listener is dropped. It is not
-    pickled (Tune saves its callbacks with the experiment state, and Ray Client runs them on
-    the cluster, where there is no display to call).
+    ``listener`` (optional, e.g. a live display's) is called with the tracker after every start,
+    result and finish, and at ``end``; it reads ``rows()``. A listener whose calls take more
+    than a millisecond (the median of its last five: a snapshot of thousands of trials) is
+    called again only when 20 times that has passed, the events in between shown by the next
+    call (or the next ``step``): it keeps at most about 5% of the driver however many trials the
+    search has (at 10,000 trials, a snapshot per event was 82% of it and made the bookkeeping
+    quadratic). Its exception never reaches the search: the first one is said in one line and
+    the listener is dropped. It is not pickled (Tune saves its callbacks with the experiment
+    state, and Ray Client runs them on the cluster, where there is no display to call).
     """
 
     listener: Callable[[TrialTracker], None] | None = None
@@ -142,7 +143,8 @@ class TrialTracker:
         self._live: dict[str, _Live] = {}
         self._reuse = {k: list(v) for k, v in (reuse_ids or {}).items()}
         self._rows: list[dict[str, Any]] = []  # rows() of the finished records, made once each
-        self._heard = (0.0, 0.0)  # the listener's last call: (when, how long it took), perf_counter s
+        self._heard = (0.0, 0.0)  # the listener's last call: (when, its typical cost), perf_counter s
+        self._costs: collections.deque[float] = collections.deque(maxlen=5)  # its last calls' durations
         self._unheard = False  # events since that call the listener has not been called for
 
     def rows(self) -> list[dict[str, Any]]:
@@ -168,7 +170,8 @@ class TrialTracker:
         except Exception as e:  # a display must never end a search
             self.listener = None
             self.note(f"live progress display failed, shown no more: {type(e).__name__}: {e}")
-        self._heard, self._unheard = (now, time.perf_counter() - now), False
+        self._costs.append(time.perf_counter() - now)
+        self._heard, self._unheard = (now, statistics.median(self._costs)), False  # one slow call (a GC) is no trend
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "listener": None}  # a display stays with its terminal
