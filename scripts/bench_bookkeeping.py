@@ -13,9 +13,9 @@ pure objective at once, so everything measured is overhead. Two searches, ``--tr
   processes); target: at 10,000 trials <= 1.2x at 1,000;
 - catalog part files: the distinct part files seen in the experiment's partitions while it ran
   (polled every 0.2 s, before the finished run compacts them into one per table), against the
-  trials and against the flush bound (wall / flush_s + rows / flush_rows + 2 per table, rows = 3 per trial: its running and final
-  ``trials`` rows and its one report): they
-  must follow flushes, not trials;
+  trials and against the flush bound (wall / flush_s + rows / flush_rows + 2 per table, rows =
+  3 per trial: its running and final ``trials`` rows and its one report): they must follow
+  flushes, not trials;
 - Tune's experiment state folder (``checkpoints/<exp>/`` without the trial folders): bytes and
   files, at both sizes; it must not grow per trial.
 

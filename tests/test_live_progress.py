@@ -165,7 +165,7 @@ def test_a_costly_listener_is_rationed_and_shown_the_missed_events_at_the_next_s
     extra = not tracker._unheard
     if extra:  # the last event happened to be shown: one more, within the wait
         tracker.start("extra", {"max_depth": 3})
-    calls, (at, took) = len(seen), tracker._heard
+    calls, at, took = len(seen), tracker._heard_at, tracker.listener_cost()
     now = snap(tracker.rows())
     assert tracker._unheard and (seen[-1].done, seen[-1].running) != (now.done, now.running)
     tracker.step()  # right away: still within the wait, nothing shown

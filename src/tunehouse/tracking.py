@@ -143,7 +143,7 @@ class TrialTracker:
         self._live: dict[str, _Live] = {}
         self._reuse = {k: list(v) for k, v in (reuse_ids or {}).items()}
         self._rows: list[dict[str, Any]] = []  # rows() of the finished records, made once each
-        self._heard = (0.0, 0.0)  # the listener's last call: (when, its typical cost), perf_counter s
+        self._heard_at = 0.0  # when the listener was last called (perf_counter s)
         self._costs: collections.deque[float] = collections.deque(maxlen=5)  # its last calls' durations
         self._unheard = False  # events since that call the listener has not been called for
 
@@ -157,12 +157,11 @@ class TrialTracker:
         return [*self._rows, *running]
 
     def _notify(self, *, force: bool = True) -> None:
-        """Call the listener, unless (``force`` False) its last call was costly and recent."""
+        """Call the listener, unless (``force`` False) its calls are costly and the last was recent."""
         if self.listener is None:
             return
-        at, took = self._heard
         now = time.perf_counter()
-        if not force and took > _LISTENER_FREE_S and now - at < took / _LISTENER_SHARE:
+        if not force and now - self._heard_at < self.listener_cost() / _LISTENER_SHARE:
             self._unheard = True
             return
         try:
@@ -171,7 +170,13 @@ class TrialTracker:
             self.listener = None
             self.note(f"live progress display failed, shown no more: {type(e).__name__}: {e}")
         self._costs.append(time.perf_counter() - now)
-        self._heard, self._unheard = (now, statistics.median(self._costs)), False  # one slow call (a GC) is no trend
+        self._heard_at, self._unheard = now, False
+
+    def listener_cost(self) -> float:
+        """What a listener call typically costs, in seconds: the median of its last five (one slow
+        call, a GC pause, is no trend); 0 while it stays under a millisecond (never rationed)."""
+        cost = statistics.median(self._costs) if self._costs else 0.0
+        return cost if cost > _LISTENER_FREE_S else 0.0
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "listener": None}  # a display stays with its terminal
