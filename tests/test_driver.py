@@ -194,3 +194,51 @@ def test_time_budget_stops_the_search(ray_session, tmp_path, write_spec):
     df = cat.trials(result.experiment_id)
     assert set(df.status) <= {"terminated", "stopped"}  # nothing left 'running'
     assert cat.experiment(result.experiment_id)["trials_done"] == len(done)
+
+
+_EMBEDDED_START = r"""
+import json, sys
+import psutil
+from ray._private import node, utils
+from tunehouse.backend import EmbeddedRay
+
+originals = {name: getattr(node.Node, name) for name in ("start_api_server", "start_monitor", "start_log_monitor")}
+backend = EmbeddedRay()
+backend.start([])
+import ray
+
+@ray.remote
+def square(x):
+    return x * x
+
+out = {
+    "tasks": ray.get([square.remote(i) for i in range(4)]),
+    "cmdlines": [" ".join(p.cmdline()) for p in psutil.Process().children(recursive=True)],
+    "restored": all(getattr(node.Node, n) is f for n, f in originals.items()),
+    "dependency_hook_restored": utils.get_dashboard_dependency_error.__module__ == utils.__name__,
+}
+print(json.dumps(out), flush=True)
+backend.exit(0)
+"""
+
+
+def test_an_embedded_ray_starts_without_the_processes_it_never_uses():
+    """ray.init of an embedded Ray starts no API server, autoscaler monitor or log monitor
+    (``backend.local._SKIPPED``), runs tasks, and leaves Ray's own functions as they were."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="th-ray-", dir="/tmp") as tmp:  # socket paths stay short
+        env = {**os.environ, "RAY_TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0"}
+        env.pop("RAY_ADDRESS", None)
+        child = subprocess.run([sys.executable, "-c", _EMBEDDED_START], env=env, capture_output=True, text=True,
+                               timeout=120)
+    assert child.returncode == 0, child.stderr[-2000:]
+    out = json.loads(child.stdout.strip().splitlines()[-1])
+    assert out["tasks"] == [0, 1, 4, 9]
+    started = " ".join(out["cmdlines"])
+    assert "raylet" in started and "gcs_server" in started  # the Ray that ran the tasks
+    for never in ("dashboard/dashboard.py", "autoscaler/_private/monitor.py", "_private/log_monitor.py"):
+        assert never not in started, never
+    assert out["restored"] and out["dependency_hook_restored"]
