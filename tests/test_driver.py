@@ -242,3 +242,29 @@ def test_an_embedded_ray_starts_without_the_processes_it_never_uses():
     for never in ("dashboard/dashboard.py", "autoscaler/_private/monitor.py", "_private/log_monitor.py"):
         assert never not in started, never
     assert out["restored"] and out["dependency_hook_restored"]
+
+
+def test_the_best_is_refitted_while_the_last_trial_runs_and_that_model_is_scored(ray_session, tmp_path, write_spec):
+    """Once every trial has started, a trial's end leaves a core idle: the run refits the best so
+    far there (``RefitAhead``). Here the first of four trials is slow and no better, so when the
+    search ends the refit is done; its test score is what a fresh refit (the export's) gives."""
+    from tunehouse.export import export
+
+    path = write_spec("""
+name: ahead
+seed: 0
+task: classification
+data: {sklearn: breast_cancer}
+model: {estimator: helpers.estimators.PacedTree, params: {max_depth: 3}}
+evaluation: {cv: 2, test_size: 0.25}
+metrics: [accuracy]
+search: {algorithm: grid}
+space: {pause: {type: choice, values: [1.5, 0.0, 0.01, 0.02]}}
+""", "ahead.yaml")
+    result = run(load_spec(path), catalog=tmp_path / "cat")
+    slow = next(t for t in result.trials if t.params["pause"] == 1.5)
+    assert slow.ended_at == max(t.ended_at for t in result.trials)  # the last to end
+    assert result.best.params["pause"] != 1.5 and result.refit_ahead
+    assert result.phases["refit_and_test"] < 1.0
+    meta = export(str(tmp_path / "cat"), result.experiment_id, tmp_path / "exp")
+    assert meta["metrics"]["test"] == result.test_metrics  # exactly: the same fit on the same rows

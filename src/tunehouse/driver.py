@@ -233,6 +233,7 @@ class _Done:
     test_metrics: dict[str, float] = field(default_factory=dict)
     stop_reason: str | None = None
     told: dict[str, int] | None = None  # what the searcher was told (Optuna's trials by state)
+    refit_ahead: bool = False  # the test score's model came from ``RefitAhead``
 
 
 def _tidy(spec: Spec, recorder: ExperimentRecorder, done: _Done, clock: _Clock) -> None:
@@ -280,14 +281,30 @@ def _search(done: _Done, spec: Spec, prep: _Prepared, tuner: Any, plan: Plan, ba
     """Tune, pick the best, refit it and score the test rows, filling ``done`` as it goes."""
     from tunehouse.search import algorithm
 
+    ahead = _refit_ahead(spec, prep, plan, backend, history)
+    tracker.after_end = ahead.trial_ended if ahead is not None else None
     done.trials = _tune(tuner, spec, plan, backend, tracker, recorder, history, clock)
+    tracker.after_end = None
     done.told = None if backend.remote_loop else algorithm(spec.search.algorithm).told(plan)
     done.stop_reason = _stop_reason(tracker.limits, len(history.finished) + plan.num_samples, done.trials)
     done.best = best_of(done.trials, spec.objective.name, spec.mode)
     _require_success(done.best, done.trials, done.stop_reason)
     t = time.perf_counter()
-    done.test_metrics = _test_score(spec, prep, done.best)
+    done.test_metrics, done.refit_ahead = _test_score(spec, prep, done.best, ahead)
     clock.took("refit_and_test", t)
+
+
+def _refit_ahead(spec: Spec, prep: _Prepared, plan: Plan, backend: Backend, history: History) -> Any:
+    """A ``RefitAhead`` for a run whose best is refitted for a test score, where Tune's loop runs
+    in this process and the model is an estimator; else None."""
+    if (backend.remote_loop or plan.num_samples <= 0 or prep.splits.X_test is None or spec.task == "clustering"
+            or prep.payload.factory.kind != "estimator"):
+        return None
+    from tunehouse.refit_ahead import RefitAhead
+    from tunehouse.trainable import refit
+
+    return RefitAhead(lambda params, resource: refit(prep.payload, params, resource), planned=plan.num_samples,
+                      earlier=history.finished, objective=spec.objective.name, mode=spec.mode)
 
 
 def _result(spec: Spec, exp_id: str, prep: _Prepared, info: RunInfo, backend: Backend, clock: _Clock,
@@ -298,7 +315,7 @@ def _result(spec: Spec, exp_id: str, prep: _Prepared, info: RunInfo, backend: Ba
         storage_path=prep.store.full_uri(f"checkpoints/{exp_id}"), trials=done.trials, best=done.best,
         test_metrics=done.test_metrics, wall_s=time.perf_counter() - clock.t0, phases=clock.phases,
         cluster_cpus=backend.cluster_cpus(), stop_reason=done.stop_reason, positive_class=info.positive_class,
-        max_resource=spec.max_resource, searcher=done.told,
+        max_resource=spec.max_resource, searcher=done.told, refit_ahead=done.refit_ahead,
     )
 
 
@@ -601,18 +618,24 @@ def _require_success(best: TrialRecord | None, trials: list[TrialRecord], stop_r
     raise RunError(f"all {len(trials)} trials failed; first error: {first_error}")
 
 
-def _test_score(spec: Spec, prep: _Prepared, best: TrialRecord | None) -> dict[str, float]:
-    """Refit the best configuration on all training rows and score the test rows, once."""
+def _test_score(spec: Spec, prep: _Prepared, best: TrialRecord | None, ahead: Any = None) -> tuple[dict[str, float], bool]:
+    """Refit the best configuration on all training rows (or take ``ahead``'s refit of it) and
+    score the test rows, once; (the test metrics, whether the model was ``ahead``'s)."""
     from tunehouse.models import score
+    from tunehouse.refit_ahead import NOT_AHEAD
     from tunehouse.trainable import refit
 
     splits, payload = prep.splits, prep.payload
     if best is None or splits.X_test is None or spec.task == "clustering":
-        return {}
-    model = refit(payload, best.params, best.resource)  # an early-stopped best: at its own resource
+        return {}, False
+    model = ahead.model_for(best) if ahead is not None else NOT_AHEAD
+    was_ahead = model is not NOT_AHEAD
+    if not was_ahead:
+        model = refit(payload, best.params, best.resource)  # an early-stopped best: at its own resource
     if model is None:
-        return {}  # a pure objective has nothing to score on the test rows
-    return score(model, splits.X_test, splits.y_test, payload.metrics, task=spec.task, n_classes=payload.n_classes)
+        return {}, False  # a pure objective has nothing to score on the test rows
+    metrics = score(model, splits.X_test, splits.y_test, payload.metrics, task=spec.task, n_classes=payload.n_classes)
+    return metrics, was_ahead
 
 
 def _interrupted(e: KeyboardInterrupt, stop: StopSignal | None, tracker: TrialTracker,

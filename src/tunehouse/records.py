@@ -62,6 +62,7 @@ class RunResult:
     positive_class: Any = None  # binary classification: the label f1, precision, recall, roc_auc score
     max_resource: int | None = None  # early stopping: a trial's full budget
     searcher: dict[str, int] | None = None  # what the searcher was told: Optuna's trials by state
+    refit_ahead: bool = False  # the best's final refit ran while the search's last trials did
 
     @property
     def failed(self) -> list[TrialRecord]:

@@ -133,6 +133,10 @@ class TrialTracker:
     """
 
     listener: Callable[[TrialTracker], None] | None = None
+    #: Called with (this run's finished records, trials still running) after a trial completes
+    #: or fails (not when a stop or Ctrl-C closes it): ``refit_ahead.RefitAhead.trial_ended``.
+    #: Like the listener: never pickled, and its first exception drops it with one line.
+    after_end: Callable[[list[TrialRecord], int], None] | None = None
 
     def __init__(self, recorder: Any, limits: SearchLimits, *, mode_of: Callable[[str], str],
                  reuse_ids: dict[str, list[str]] | None = None, note: Callable[[str], None] = say,
@@ -179,7 +183,7 @@ class TrialTracker:
         return cost if cost > _LISTENER_FREE_S else 0.0
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "listener": None}  # a display stays with its terminal
+        return {**self.__dict__, "listener": None, "after_end": None}  # they stay with this driver
 
     def start(self, key: str, config: dict[str, Any]) -> None:
         """A trial (re)starts. A retry (failure.max_retries) keeps its first start and its id."""
@@ -210,8 +214,10 @@ class TrialTracker:
         if self.max_resource is not None and reached is not None and reached < self.max_resource:
             status = "early_stopped"  # its scheduler ended it; the checkpoint (if any) is mid-way state
             checkpoint = None
-        return self._finish(key, status, last, checkpoint=checkpoint,
-                            checkpoint_sha256=last.get("checkpoint_sha256"))
+        record = self._finish(key, status, last, checkpoint=checkpoint,
+                              checkpoint_sha256=last.get("checkpoint_sha256"))
+        self._ended()
+        return record
 
     def error(self, key: str, result: dict[str, Any] | None, error_text: str | None) -> TrialRecord:
         """A trial's final failure: one line said, the whole traceback kept for the catalog."""
@@ -219,7 +225,18 @@ class TrialTracker:
         text = clean_traceback(error_text)
         line = error_line(text)
         self.note(f"trial {self._live[key].trial_id} failed: {line}")
-        return self._finish(key, "error", result or self._live[key].last, error=line, error_traceback=text)
+        record = self._finish(key, "error", result or self._live[key].last, error=line, error_traceback=text)
+        self._ended()
+        return record
+
+    def _ended(self) -> None:
+        if self.after_end is None:
+            return
+        try:
+            self.after_end(self.records, len(self._live))
+        except Exception as e:  # an optimisation must never end a search
+            self.after_end = None
+            self.note(f"refitting the best trial ahead failed (it is refitted at the end): {type(e).__name__}: {e}")
 
     def retrying(self, key: str, error_text: str | None) -> None:
         """A failed attempt that ``failure.max_retries`` runs again: one line, no traceback."""
