@@ -63,9 +63,14 @@ def _scores(metrics):
     return {k: v for k, v in metrics.items() if k not in COSTS}
 
 
+#: Early stopping that checkpoints at every report: a report may then take the folds' state (with
+#: no ``checkpoint_every``, the first fold trains on while a report is sent, ``learn_in_steps``).
+CHECKPOINTED = "{scheduler: asha, max_resource: 30, report_every: 10, checkpoint_every: 1}"
+
+
 def _steps(p, params, *, keep_state=False, **kw):
     """Evaluate, collecting (resource, metrics, state) per report; a state is pickled at its
-    report (as a checkpoint would be) when ``keep_state``."""
+    report (as a checkpoint would be) when ``keep_state`` (for a payload that checkpoints)."""
     got = []
 
     def report(r, m, state):
@@ -141,7 +146,8 @@ def test_a_training_function_reports_through_fold_report_averaged_over_folds():
 
 
 def test_a_warm_start_trial_resumes_from_its_state_to_the_same_model():
-    p = _payload("sklearn.ensemble.RandomForestClassifier", "{max_depth: {type: int, low: 2, high: 4}}")
+    p = _payload("sklearn.ensemble.RandomForestClassifier", "{max_depth: {type: int, low: 2, high: 4}}",
+                 es=CHECKPOINTED)
     got, full = _steps(p, {"max_depth": 3}, keep_state=True)
     state = got[0][2]  # what a checkpoint at resource 10 holds
     again, resumed = _steps(p, {"max_depth": 3}, resume=state)
@@ -150,7 +156,7 @@ def test_a_warm_start_trial_resumes_from_its_state_to_the_same_model():
 
 
 def test_a_boosting_trial_resumes_from_its_booster_and_ends_at_the_full_budget():
-    p = _payload("xgboost", "{max_depth: {type: int, low: 2, high: 4}}")
+    p = _payload("xgboost", "{max_depth: {type: int, low: 2, high: 4}}", es=CHECKPOINTED)
     got, _ = _steps(p, {"max_depth": 3}, keep_state=True)
     state = got[1][2]  # the boosters after 20 rounds
     again, resumed = _steps(p, {"max_depth": 3}, resume=state)
@@ -206,6 +212,56 @@ def test_a_stopped_gate_ends_its_training_thread_promptly():
     assert gate.until(5) == (5, 5)
     gate.close()
     assert not gate._thread.is_alive() and max(reached) < 10
+
+
+def test_a_gate_let_go_on_trains_to_the_next_step_alone_and_waits_there():
+    """``go_on``: the training runs towards the next step while the coordinator reports, and
+    stops there; ``until`` then finds it done. Nothing goes on once the gate is closed."""
+    def train(at):
+        for step in range(1, 100):
+            at(step, step)
+
+    gate = Gate(train, should_stop=lambda: False)
+    assert gate.until(3) == (3, 3)
+    assert gate.go_on(6)
+    deadline = time.monotonic() + 10
+    while gate._at[0] < 6 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.05)
+    assert gate._at[0] == 6  # reached without anyone waiting for it, and no further
+    assert gate.until(6) == (6, 6)
+    gate.close()
+    assert not gate.go_on(9) and not gate._thread.is_alive()
+
+
+def test_while_a_report_is_sent_the_first_fold_trains_on_unless_reports_checkpoint():
+    """An XGBoost trial whose reports are slow (0.3 s, far longer than 10 rounds): during each,
+    the first fold grows to the next step and waits there, the others stay at the reported one;
+    with checkpoints (a report may save the folds) every fold stays at the step. The fold models
+    are the same either way."""
+    import xgboost
+
+    def rounds(raw):
+        booster = xgboost.Booster()
+        booster.load_model(bytearray(raw))
+        return booster.num_boosted_rounds()
+
+    def seen(es):
+        p = _payload("xgboost", "{max_depth: {type: int, low: 2, high: 4}}", es=es)
+        at_report = []
+
+        def report(r, m, state):
+            time.sleep(0.3)
+            at_report.append([rounds(raw) for raw in state()["folds"]])  # every fold paused by now
+
+        out = evaluate({"max_depth": 3}, p, report=report)
+        return at_report, out
+
+    ahead, out = seen("{scheduler: asha, max_resource: 30, report_every: 10}")
+    assert ahead == [[20, 10, 10], [30, 20, 20]]
+    in_step, checkpointed = seen(CHECKPOINTED)
+    assert in_step == [[10, 10, 10], [20, 20, 20]]
+    assert _scores(out.metrics) == _scores(checkpointed.metrics)
 
 
 def test_a_scheduler_stop_during_a_step_ends_the_trial():

@@ -124,6 +124,17 @@ class Gate:
                 return None
             return self._at[0], self._at[1]
 
+    def go_on(self, step: int) -> bool:
+        """Let the training run on towards ``step`` without waiting for it (the coordinator is
+        busy meanwhile: reporting); ``until(step)`` then waits for what is left. False when the
+        training has ended or is being stopped (nothing goes on)."""
+        with self._cond:
+            if self._want is _STOP or self._done or not self._thread.is_alive():
+                return False
+            self._want = max(step, self._want or 0)
+            self._cond.notify_all()
+            return True
+
     def snapshot(self) -> Any:
         """The model at the last step reached (while the thread waits there)."""
         return self._at[2]() if self._at is not None and self._at[2] is not None else None
@@ -185,6 +196,10 @@ class FoldLearner(abc.ABC):
     @abc.abstractmethod
     def advance(self, resource: int) -> Any: ...
 
+    def go_on(self, resource: int) -> bool:
+        """Start growing towards ``resource`` in the background if this model can (True: it does)."""
+        return False
+
     def finish(self, resource: int) -> Any:
         """Grow to ``resource`` (the full budget) and return the fitted model."""
         self.advance(resource)
@@ -242,6 +257,9 @@ class _Threaded(FoldLearner):
     def advance(self, resource: int) -> Any:
         got = self.gate.until(resource)
         return None if got is None else self.to_scorable(got[1])
+
+    def go_on(self, resource: int) -> bool:
+        return self.gate.go_on(resource)
 
     def finish(self, resource: int) -> Any:
         self.model = self.gate.finish()
@@ -318,7 +336,11 @@ def learn_in_steps(p: TrialPayload, params: dict[str, Any], report: Report | Non
             with timed() as took:
                 learners.append(learner(p, params, tr, va, state=state, done=done, should_stop=should_stop, fold=i))
             fit_s[i] += took()
-        for r in p.steps.schedule(done)[:-1]:
+        schedule = p.steps.schedule(done)
+        # while a report is sent (a round trip to Tune, ~3 ms) the first fold trains on; never when
+        # a report may save the folds' state (each fold must be at the reported step then)
+        overlap = p.steps.checkpoint_every is None
+        for k, r in enumerate(schedule[:-1]):
             scores = []
             for i, ((_, va), lrn) in enumerate(zip(folds, learners)):
                 with timed() as took:
@@ -330,7 +352,11 @@ def learn_in_steps(p: TrialPayload, params: dict[str, Any], report: Report | Non
             if len(scores) < len(learners):
                 break
             if report is not None:
-                report(r, aggregate(scores), lambda r=r: {"resource": r, "folds": [lrn.state() for lrn in learners]})
+                ahead = overlap and learners[0].go_on(schedule[k + 1])
+                with timed() as took:
+                    report(r, aggregate(scores), lambda r=r: {"resource": r, "folds": [lrn.state() for lrn in learners]})
+                if ahead:
+                    fit_s[0] += took()  # the first fold trained meanwhile (a step outlasts a report)
         models = []
         for i, lrn in enumerate(learners):
             with timed() as took:
