@@ -39,6 +39,10 @@ export RAY_AUTH_MODE=token RAY_USAGE_STATS_ENABLED=0
 [ -z "$ray" ] || export PATH="$(dirname "$ray"):$PATH"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Worker port ranges sit below Linux's ephemeral range (32768-60999), where free_port's ports
+# come from: Ray refuses to start a node two of whose ports collide (seen: a dashboard agent's
+# free port inside a range drawn from 20000-40199).
+EPHEMERAL=32768
 
 failed() {  # a `ray start` failed: say so with the end of its log (the log stays in --dir)
   echo "ray start failed (log: $1):" >&2
@@ -74,7 +78,7 @@ case "$cmd" in
     # a free port can be taken again before Ray binds it: the head gets three tries, fresh ports each
     for try in 1 2 3; do
       gcs=$(free_port); dash=$(free_port); client=$(free_port)
-      base=$((20000 + RANDOM % 20000))
+      base=$((10000 + RANDOM % (EPHEMERAL - 10000 - 200 * (workers + 1))))
       ports=$(node_ports)
       # `nodes` lists each node's name and node-manager port: its raylet is the process of this
       # cluster whose command line has --node_manager_port=<port> (how tests kill one node)
@@ -117,7 +121,7 @@ ENV
     tmp="$dir/ray"
     gcs=$(sed -n 's/^export RAY_ADDRESS=//p' "$dir/env")
     n=$(( $(wc -l <"$dir/nodes") ))
-    lo=$((20000 + RANDOM % 20000))
+    lo=$((10000 + RANDOM % (EPHEMERAL - 10000 - 200)))
     ports=$(node_ports)
     echo "worker-$n ${ports#--node-manager-port=}" | cut -d' ' -f1-2 >>"$dir/nodes"
     # shellcheck disable=SC2086
