@@ -297,7 +297,7 @@ def _search(done: _Done, spec: Spec, prep: _Prepared, tuner: Any, plan: Plan, ba
 def _refit_ahead(spec: Spec, prep: _Prepared, plan: Plan, backend: Backend, history: History) -> Any:
     """A ``RefitAhead`` for a run whose best is refitted for a test score, where Tune's loop runs
     in this process and the model is an estimator; else None."""
-    if (backend.remote_loop or plan.num_samples <= 0 or prep.splits.X_test is None or spec.task == "clustering"
+    if (backend.remote_loop or plan.num_samples <= 0 or not _scores_test_rows(spec, prep)
             or prep.payload.factory.kind != "estimator"):
         return None
     from tunehouse.refit_ahead import RefitAhead
@@ -618,6 +618,11 @@ def _require_success(best: TrialRecord | None, trials: list[TrialRecord], stop_r
     raise RunError(f"all {len(trials)} trials failed; first error: {first_error}")
 
 
+def _scores_test_rows(spec: Spec, prep: _Prepared) -> bool:
+    """Whether the run refits its best and scores it on held-out test rows (not clustering)."""
+    return prep.splits.X_test is not None and spec.task != "clustering"
+
+
 def _test_score(spec: Spec, prep: _Prepared, best: TrialRecord | None, ahead: Any = None) -> tuple[dict[str, float], bool]:
     """Refit the best configuration on all training rows (or take ``ahead``'s refit of it) and
     score the test rows, once; (the test metrics, whether the model was ``ahead``'s)."""
@@ -626,7 +631,7 @@ def _test_score(spec: Spec, prep: _Prepared, best: TrialRecord | None, ahead: An
     from tunehouse.trainable import refit
 
     splits, payload = prep.splits, prep.payload
-    if best is None or splits.X_test is None or spec.task == "clustering":
+    if best is None or not _scores_test_rows(spec, prep):
         return {}, False
     model = ahead.model_for(best) if ahead is not None else NOT_AHEAD
     was_ahead = model is not NOT_AHEAD

@@ -26,11 +26,10 @@ class RefitAhead:
     Rules: at most one refit at a time, and ``model_for`` joins it before saying anything, so
     two fits never run at once in the driver (a family's thread limits are process-wide); a
     trial that takes the lead while one runs is refitted at the next trial end after it, or by
-    the run. The caller
-    creates one only for an estimator (a training function may need the main thread) and only
-    where Tune's loop runs in this process (the tracker calls ``trial_ended`` and never pickles
-    it). A refit that raised is not the run's: ``model_for`` says ``NOT_AHEAD`` and the run's
-    own refit raises as it would have.
+    the run. The caller creates one only for an estimator (a training function may need the
+    main thread) and only where Tune's loop runs in this process (the tracker calls
+    ``trial_ended`` and never pickles it). A refit that raised is not the run's: ``model_for``
+    says ``NOT_AHEAD`` and the run's own refit raises as it would have.
     """
 
     def __init__(self, fit: Callable[[dict[str, Any], int | None], Any], *, planned: int,
